@@ -1,0 +1,153 @@
+"""`orchestrator` command: serve, migrate, worker, beat, dev (the whole sandbox), rotate-keys."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.config import get_settings
+
+cli = typer.Typer(help="Coach George orchestrator.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from app.main import create_app
+
+    # access_log=False: uvicorn's would print callback query strings; ours redacts them.
+    uvicorn.run(create_app(), host=host, port=port, access_log=False, log_level="warning")
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from app.migrations import upgrade
+
+    upgrade()
+    console.print("[green]database is up to date[/green]")
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+) -> None:
+    """Run a Celery worker (sync tasks)."""
+    from app.worker import celery_app
+
+    celery_app.worker_main(
+        ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
+         "--without-mingle"]
+    )
+
+
+@cli.command()
+def beat() -> None:
+    """Run Celery beat (hourly fan-out; redbeat on Redis so a standby beat can take over)."""
+    from app.worker import beat_arguments, celery_app
+
+    celery_app.start(["beat", "--loglevel=INFO", *beat_arguments()])
+
+
+@cli.command("rotate-keys")
+def rotate_keys(
+    batch_size: Annotated[int, typer.Option(help="Rows re-encrypted per transaction.")] = 200,
+) -> None:
+    """Re-encrypt every stored credential with the first key of TOKEN_ENCRYPTION_KEYS.
+
+    Idempotent and resumable: each batch commits on its own, and rows already under the
+    primary key are skipped.
+    """
+    from rich.progress import Progress
+
+    from app.db import get_sessionmaker
+    from app.keys import count_stale_rows, rotate_batch
+    from app.security import KeyRing
+
+    keyring = KeyRing(get_settings().encryption_keys())
+    factory = get_sessionmaker()
+    with factory() as session:
+        total = count_stale_rows(session, keyring)
+    with Progress(console=console) as progress:
+        task = progress.add_task("re-encrypting", total=total)
+        while True:
+            with factory.begin() as session:
+                done = rotate_batch(session, keyring, batch_size=batch_size)
+            if done == 0:
+                break
+            progress.advance(task, done)
+    console.print(f"[green]{total} rows now under key {keyring.primary_key_id}[/green]")
+
+
+@cli.command()
+def dev(
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    emulator_port: Annotated[int, typer.Option(help="Strava emulator port.")] = 8001,
+) -> None:
+    """The whole sandbox in one command: migrations, emulator, API, worker and beat."""
+    env = dict(os.environ)
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("SANDBOX_EMULATOR_URL", f"http://127.0.0.1:{emulator_port}")
+    os.environ.update(env)
+    get_settings.cache_clear()
+    settings = get_settings()
+    if not settings.sandbox:
+        console.print("[red]dev runs sandbox mode only: unset STRAVA_CLIENT_ID[/red]")
+        raise typer.Exit(2)
+
+    from app.migrations import upgrade
+
+    upgrade()
+    exe = [sys.executable, "-m", "app.cli"]
+    # The deep link's host is `oauth`: Strava matches it against the callback domain (strava-api.md §1.5).
+    commands = {
+        "emulator": [sys.executable, "-m", "strava_emulator.cli", "serve", "--port",
+                     str(emulator_port), "--callback-domain", "oauth"],
+        "api": [*exe, "serve", "--port", str(port)],
+        "worker": [*exe, "worker", "--concurrency", "2"],
+        "beat": [*exe, "beat"],
+    }
+    processes = {name: subprocess.Popen(command, env=env) for name, command in commands.items()}
+    console.print(
+        f"\n[bold]Coach George sandbox[/bold] is starting: open [link]{settings.public_base_url}/[/link]\n"
+        f"  Strava emulator: {settings.sandbox_emulator_url}   API docs: {settings.public_base_url}/docs\n"
+        "  Ctrl-C stops everything.\n"
+    )
+    try:
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    failed = [name for name, process in processes.items() if process.returncode not in (0, -15, None)]
+    if failed:
+        console.print(f"[red]stopped: {', '.join(failed)} exited early[/red]")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

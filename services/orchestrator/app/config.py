@@ -1,0 +1,148 @@
+"""Settings: one class, read from the environment (design.md §7 is the contract for the names)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The embedded defaults keep their files here (SQLite database, broker, sandbox key).
+VAR_DIR = Path("var")
+# The bundled emulator's application credentials (strava_emulator.config defaults).
+SANDBOX_CLIENT_ID = "1000"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{VAR_DIR}/orchestrator.db"
+    # None → the embedded broker (kombu's SQLAlchemy transport on SQLite) and an embedded budget.
+    redis_url: str | None = None
+
+    # No client id → sandbox mode: the bundled Strava emulator stands in for Strava.
+    strava_client_id: str | None = None
+    strava_client_secret: SecretStr | None = None
+    strava_api_base_url: str = "https://www.strava.com/api/v3"
+    strava_oauth_base_url: str = "https://www.strava.com/oauth"
+    strava_redirect_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["coachai://oauth/strava"]
+    )
+    strava_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["read", "activity:read_all"]
+    )
+    strava_timeout_seconds: float = 10.0
+
+    # Comma list of base64url 32-byte AES keys; the first encrypts, all decrypt.
+    token_encryption_keys: SecretStr | None = None
+
+    sync_window_days: int = Field(default=28, ge=1, le=365)
+    sync_interval_seconds: int = Field(default=3600, ge=60)
+    link_attempt_ttl_seconds: int = 600
+
+    # Where the API is reachable from a browser (printed by `orchestrator dev`, web redirect URI).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Sandbox mode only: where the bundled Strava emulator listens.
+    sandbox_emulator_url: str = "http://127.0.0.1:8001"
+    log_json: bool = False
+
+    @field_validator("strava_redirect_uris", "strava_scopes", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        # One driver for PostgreSQL: psycopg 3, whatever spelling the operator used.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        return value
+
+    @property
+    def sandbox(self) -> bool:
+        return self.strava_client_id is None
+
+    # --- what the service actually uses: Strava, or in sandbox mode the bundled emulator ---
+
+    @property
+    def client_id(self) -> str:
+        return self.strava_client_id or SANDBOX_CLIENT_ID
+
+    @property
+    def client_secret(self) -> str:
+        if self.strava_client_secret is not None:
+            return self.strava_client_secret.get_secret_value()
+        if not self.sandbox:
+            raise RuntimeError("STRAVA_CLIENT_SECRET must be set with STRAVA_CLIENT_ID")
+        return SANDBOX_CLIENT_SECRET
+
+    @property
+    def api_base_url(self) -> str:
+        if self.sandbox and "strava_api_base_url" not in self.model_fields_set:
+            return f"{self.sandbox_emulator_url}/api/v3"
+        return self.strava_api_base_url.rstrip("/")
+
+    @property
+    def oauth_base_url(self) -> str:
+        if self.sandbox and "strava_oauth_base_url" not in self.model_fields_set:
+            return f"{self.sandbox_emulator_url}/oauth"
+        return self.strava_oauth_base_url.rstrip("/")
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        """The allow-list; in sandbox mode the web onboarding's own callback is on it too."""
+        uris = list(self.strava_redirect_uris)
+        if self.sandbox:
+            web = f"{self.public_base_url.rstrip('/')}/onboarding/strava/callback"
+            if web not in uris:
+                uris.append(web)
+        return uris
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def strava_authorize_url(self) -> str:
+        return f"{self.oauth_base_url}/mobile/authorize"
+
+    def encryption_keys(self) -> list[str]:
+        """The key ring, refusing to run production without keys of its own."""
+        if self.token_encryption_keys is not None:
+            keys = _split_commas(self.token_encryption_keys.get_secret_value())
+            assert isinstance(keys, list)
+            if keys:
+                return [str(key) for key in keys]
+        if not self.sandbox:
+            raise RuntimeError("TOKEN_ENCRYPTION_KEYS must be set outside sandbox mode")
+        return [_sandbox_key()]
+
+
+def _sandbox_key() -> str:
+    """A key made once per checkout, so sandbox data survives restarts without configuration."""
+    import base64
+    import os
+
+    path = VAR_DIR / "sandbox-token-key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(os.urandom(32)).decode())
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

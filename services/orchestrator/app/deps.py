@@ -1,0 +1,50 @@
+"""`Annotated` dependency aliases shared by the routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+from app.db import get_session
+from app.errors import Unauthenticated
+from app.runners import service as runners
+from app.security import KeyRing
+from app.strava.client import StravaClient
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_runner_id(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> uuid.UUID:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthenticated()
+    if len(credentials.credentials) > 256:
+        raise Unauthenticated()
+    return runners.authenticate(session, credentials.credentials)
+
+
+RunnerIdDep = Annotated[uuid.UUID, Depends(current_runner_id)]
+
+
+def get_keyring(request: Request) -> KeyRing:
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
+def get_strava_client(request: Request) -> StravaClient:
+    client: StravaClient = request.app.state.strava_client
+    return client
+
+
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
+StravaClientDep = Annotated[StravaClient, Depends(get_strava_client)]

@@ -1,0 +1,170 @@
+"""Domain errors: one base class, rendered to JSON by one handler (`install_error_handlers`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class AppError(Exception):
+    """An error with a stable `code` from the contract's vocabulary (design.md §3)."""
+
+    code: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+    default_message: ClassVar[str] = "The request is not valid."
+
+    def __init__(self, message: str | None = None, *, detail: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.detail = detail
+        # True when the work done before the error must still be committed (a spent link attempt).
+        self.persist = False
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(AppError):
+    pass
+
+
+class Unauthenticated(AppError):
+    code = "unauthenticated"
+    status = 401
+    default_message = "A valid bearer token is required."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class NotFound(AppError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found."
+
+
+class ProfileRequired(AppError):
+    code = "profile_required"
+    status = 409
+    default_message = "Submit your profile before linking Strava."
+
+
+class RedirectUriNotAllowed(AppError):
+    code = "redirect_uri_not_allowed"
+    default_message = "This redirect_uri is not on the allow-list."
+
+
+class InvalidState(AppError):
+    code = "invalid_state"
+    default_message = "This link attempt is unknown or was already used. Start again."
+
+
+class StateExpired(AppError):
+    code = "state_expired"
+    default_message = "This link attempt expired. Start again."
+
+
+class PkceMismatch(AppError):
+    code = "pkce_mismatch"
+    default_message = "The code_verifier does not match the code_challenge."
+
+
+class AccessDenied(AppError):
+    code = "access_denied"
+    default_message = "Strava access was not granted."
+
+
+class InsufficientScope(AppError):
+    code = "insufficient_scope"
+    default_message = "Coach George needs permission to read your activities."
+
+
+class AthleteAlreadyLinked(AppError):
+    code = "athlete_already_linked"
+    status = 409
+    default_message = "This Strava athlete is already linked to another Coach George account."
+
+
+class NotLinked(AppError):
+    code = "not_linked"
+    status = 409
+    default_message = "No Strava account is linked."
+
+
+class KeyUnavailable(AppError):
+    code = "key_unavailable"
+    status = 503
+    default_message = "The stored Strava credentials cannot be decrypted with the configured keys."
+
+
+class StravaUnavailableError(AppError):
+    code = "strava_unavailable"
+    status = 502
+    default_message = "Strava did not answer. Try again in a moment."
+
+
+class ReauthRequired(AppError):
+    code = "reauth_required"
+    status = 400
+    default_message = "Strava refused the authorization. Connect again."
+
+
+class ServiceUnavailable(AppError):
+    """A dependency of ours (broker, database) is down; `retry_after` in seconds."""
+
+    code = "service_unavailable"
+    status = 503
+    default_message = "The service is temporarily unavailable. Try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return body
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.detail), exc.status, headers=exc.headers()
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Field locations and messages only: never echo the submitted values (they may be secrets).
+        problems = [
+            {"loc": [str(part) for part in error["loc"]], "msg": str(error["msg"])}
+            for error in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("invalid_request", "The request body or parameters are not valid.",
+                       {"problems": problems}),
+            422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "unauthenticated", 404: "not_found"}.get(exc.status_code, "invalid_request")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers
+        )

@@ -1,0 +1,61 @@
+"""structlog set-up: key/value or JSON lines, with secrets redacted by key wherever they appear."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "code",
+        "state",
+        "code_verifier",
+        "client_secret",
+        "authorization",
+        "token",
+        "password",
+    }
+)
+# Query strings in logged URLs/paths: keep the parameter, drop the value.
+_SECRET_QUERY = re.compile(
+    r"(?P<key>(?:access_token|refresh_token|code|state|code_verifier|client_secret)=)[^&\s]*"
+)
+
+
+def redact_query(text: str) -> str:
+    return _SECRET_QUERY.sub(r"\g<key>[redacted]", text)
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key.lower() in SECRET_KEYS:
+            event[key] = "[redacted]"
+        elif isinstance(event[key], str) and "=" in event[key]:
+            event[key] = redact_query(event[key])
+    return event
+
+
+def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

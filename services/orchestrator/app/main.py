@@ -1,0 +1,116 @@
+"""The orchestrator API: `create_app()` wires settings, collaborators and routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from app.config import Settings, get_settings
+from app.db import get_engine
+from app.errors import install_error_handlers
+from app.logging import configure_logging, redact_query
+from app.routes import auth, profile, strava
+from app.security import KeyRing
+from app.strava.client import StravaClient, create_http_client
+from app.strava.service import Enqueue
+
+access_log = structlog.get_logger("orchestrator.access")
+
+
+def build_strava_client(settings: Settings) -> StravaClient:
+    return StravaClient(
+        create_http_client(timeout_s=settings.strava_timeout_seconds),
+        api_base_url=settings.api_base_url,
+        oauth_base_url=settings.oauth_base_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    strava_client: StravaClient | None = None,
+    enqueue_sync: Enqueue | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(json=settings.log_json)
+    client = strava_client or build_strava_client(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if strava_client is None:
+            client.close()
+
+    app = FastAPI(
+        title="Coach George orchestrator",
+        version="1.0.0",
+        description="Runners, the Strava link flow, activity sync and status.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keyring = KeyRing(settings.encryption_keys())
+    app.state.strava_client = client
+    if enqueue_sync is None:
+        from app.strava.tasks import enqueue_sync as enqueue_with_celery
+
+        enqueue_sync = enqueue_with_celery
+    app.state.enqueue_sync = enqueue_sync
+
+    install_error_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(profile.router)
+    app.include_router(strava.router)
+
+    @app.middleware("http")
+    async def _access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # Our own access log: query strings redacted (a callback URL carries `code` and `state`).
+        access_log.info(
+            "http.request",
+            method=request.method,
+            path=request.url.path,
+            query=redact_query(request.url.query),
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unavailable"
+        from app.worker import broker_available
+
+        checks["broker"] = "ok" if broker_available() else "unavailable"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                            200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        from app.telemetry import render_metrics
+
+        return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,8 @@
+"""One place that imports every model module, so metadata (Alembic, tests) sees all tables."""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    import app.runners.models
+    import app.strava.models  # noqa: F401

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
+from app.runners import service as runners
+from app.runners.schemas import ProfileIn, ProfileOut
+from app.strava import service as strava
+from app.strava import training
+from app.strava.schemas import ProfileSummary
+
+router = APIRouter(prefix="/api/v1/profile", tags=["profile"])
+
+
+@router.put("")
+def put_profile(session: SessionDep, runner_id: RunnerIdDep, body: ProfileIn) -> ProfileOut:
+    profile = runners.put_profile(session, runner_id, body)
+    return ProfileOut.model_validate(profile, from_attributes=True)
+
+
+@router.get("/summary")
+def get_summary(
+    session: SessionDep, runner_id: RunnerIdDep, keyring: KeyRingDep, settings: SettingsDep
+) -> ProfileSummary:
+    profile = runners.get_profile(session, runner_id)
+    return ProfileSummary(
+        profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
+        strava=strava.get_status(session, runner_id, keyring, window_days=settings.sync_window_days),
+        training=training.training_load(session, runner_id, window_days=settings.sync_window_days),
+    )

@@ -1,0 +1,110 @@
+"""The Strava endpoints of the contract (design.md §3): parse, call one service, return."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, StravaClientDep
+from app.strava import oauth, service
+from app.strava.schemas import (
+    CallbackIn,
+    LinkTokenIn,
+    LinkTokenOut,
+    StravaStatus,
+    SyncQueuedOut,
+    SyncRequestIn,
+    SyncRunOut,
+    SyncRunPage,
+    WorkoutOut,
+    WorkoutPage,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["strava"])
+
+
+def _enqueue(request: Request) -> service.Enqueue:
+    enqueue: service.Enqueue = request.app.state.enqueue_sync
+    return enqueue
+
+
+@router.post("/strava/link-token", status_code=201)
+def create_link_token(
+    session: SessionDep, runner_id: RunnerIdDep, settings: SettingsDep, body: LinkTokenIn
+) -> LinkTokenOut:
+    token = oauth.create_link_token(session, runner_id, body, settings=settings)
+    return LinkTokenOut(
+        state=token.state,
+        authorize_url=token.authorize_url,
+        redirect_uri=token.redirect_uri,
+        expires_at=token.expires_at,
+    )
+
+
+@router.post("/strava/callback")
+def callback(
+    request: Request,
+    session: SessionDep,
+    runner_id: RunnerIdDep,
+    settings: SettingsDep,
+    keyring: KeyRingDep,
+    client: StravaClientDep,
+    body: CallbackIn,
+) -> StravaStatus:
+    oauth.complete_link(
+        session, runner_id, body, client=client, keyring=keyring, settings=settings,
+        enqueue=_enqueue(request),
+    )
+    return service.get_status(session, runner_id, keyring, window_days=settings.sync_window_days)
+
+
+@router.get("/strava/status")
+def get_status(
+    session: SessionDep, runner_id: RunnerIdDep, settings: SettingsDep, keyring: KeyRingDep
+) -> StravaStatus:
+    return service.get_status(session, runner_id, keyring, window_days=settings.sync_window_days)
+
+
+@router.post("/strava/sync", status_code=202)
+def request_sync(
+    request: Request, session: SessionDep, runner_id: RunnerIdDep, _: SyncRequestIn | None = None
+) -> SyncQueuedOut:
+    run = service.request_sync(session, runner_id, "manual", enqueue=_enqueue(request))
+    return SyncQueuedOut(sync_run_id=run.id, state=run.state)  # type: ignore[arg-type]
+
+
+@router.delete("/strava/link", status_code=204)
+def unlink(
+    session: SessionDep, runner_id: RunnerIdDep, keyring: KeyRingDep, client: StravaClientDep
+) -> Response:
+    service.unlink(session, runner_id, keyring, client)
+    return Response(status_code=204)
+
+
+@router.get("/workouts")
+def list_workouts(
+    session: SessionDep,
+    runner_id: RunnerIdDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sport_type: Annotated[str | None, Query(max_length=60)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> WorkoutPage:
+    rows, next_cursor = service.list_workouts(
+        session, runner_id, since=since, until=until, sport_type=sport_type, limit=limit,
+        cursor=cursor,
+    )
+    return WorkoutPage(items=[WorkoutOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/strava/sync-runs")
+def list_sync_runs(
+    session: SessionDep, runner_id: RunnerIdDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> SyncRunPage:
+    runs = service.list_sync_runs(session, runner_id, limit=limit)
+    return SyncRunPage(items=[SyncRunOut.model_validate(run) for run in runs])
+
+

@@ -1,0 +1,50 @@
+"""Runner sessions and profiles."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.clock import utcnow
+from app.errors import Unauthenticated
+from app.runners.models import Profile, Runner, RunnerSession
+from app.runners.schemas import ProfileIn
+from app.security import new_token, token_hash
+
+
+def create_session(session: Session) -> tuple[Runner, str]:
+    """An anonymous onboarding runner and its bearer token (returned once, stored hashed)."""
+    runner = Runner(id=uuid.uuid4(), created_at=utcnow())
+    token = new_token()
+    session.add(runner)
+    session.flush()
+    session.add(RunnerSession(token_hash=token_hash(token), runner_id=runner.id))
+    return runner, token
+
+
+def authenticate(session: Session, token: str) -> uuid.UUID:
+    runner_id = session.scalar(
+        select(RunnerSession.runner_id).where(RunnerSession.token_hash == token_hash(token))
+    )
+    if runner_id is None:
+        raise Unauthenticated()
+    return runner_id
+
+
+def get_profile(session: Session, runner_id: uuid.UUID) -> Profile | None:
+    return session.get(Profile, runner_id)
+
+
+def put_profile(session: Session, runner_id: uuid.UUID, data: ProfileIn) -> Profile:
+    profile = session.get(Profile, runner_id)
+    if profile is None:
+        profile = Profile(runner_id=runner_id)
+        session.add(profile)
+    profile.display_name = data.display_name
+    profile.timezone = data.timezone
+    profile.weekly_distance_goal_km = data.weekly_distance_goal_km
+    profile.updated_at = utcnow()
+    session.flush()
+    return profile

@@ -1,0 +1,173 @@
+"""Strava link attempts, links (credentials encrypted), workouts and sync runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+# A JSON column that is JSONB on PostgreSQL.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class LinkAttempt(Base):
+    """One run of the OAuth dance: the `state` (hashed), the PKCE challenge, single use."""
+
+    __tablename__ = "strava_link_attempts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    runner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runners.id", ondelete="CASCADE"), index=True
+    )
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_challenge: Mapped[str] = mapped_column(String(43))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why the attempt did not end in a link (an error code), for the status document.
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+
+
+class StravaLink(Base):
+    """A runner's Strava connection. The athlete and the tokens are encrypted (AES-GCM).
+
+    `athlete_index` is a keyed hash of the athlete id (see KeyRing.blind_indexes) so that
+    "is this athlete linked to someone else?" is answerable without the id in clear.
+    """
+
+    __tablename__ = "strava_links"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    runner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runners.id", ondelete="CASCADE"), unique=True
+    )
+    athlete_index: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    athlete_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    access_token_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    refresh_token_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    access_token_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Bumped on every token change: a worker that refreshed with an older pair knows it lost a race.
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    scopes: Mapped[str] = mapped_column(String(200))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    # The actionable state the app shows (design.md §3 StravaStatus.error).
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(String(300))
+    error_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_result: Mapped[str | None] = mapped_column(String(10))
+    next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PendingDeauthorization(Base):
+    """Tokens of an unlinked athlete whose deauthorization at Strava has yet to succeed."""
+
+    __tablename__ = "strava_pending_deauthorizations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    key_id: Mapped[str] = mapped_column(String(16))
+    access_token_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Workout(Base):
+    """A normalised Strava activity; `raw` keeps Strava's JSON as received."""
+
+    __tablename__ = "workouts"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_workouts_source_source_id"),
+        Index("ix_workouts_runner_id_start_date", "runner_id", "start_date"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    runner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runners.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(20), default="strava")
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    sport_type: Mapped[str] = mapped_column(String(60))
+    is_run: Mapped[bool] = mapped_column(Boolean)
+    start_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_date_local: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    timezone: Mapped[str | None] = mapped_column(String(100))
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    moving_time_s: Mapped[int | None] = mapped_column(Integer)
+    elapsed_time_s: Mapped[int | None] = mapped_column(Integer)
+    elevation_gain_m: Mapped[float | None] = mapped_column(Float)
+    average_speed_mps: Mapped[float | None] = mapped_column(Float)
+    max_speed_mps: Mapped[float | None] = mapped_column(Float)
+    average_heartrate: Mapped[float | None] = mapped_column(Float)
+    max_heartrate: Mapped[float | None] = mapped_column(Float)
+    average_cadence: Mapped[float | None] = mapped_column(Float)
+    workout_type: Mapped[int | None] = mapped_column(Integer)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    trainer: Mapped[bool] = mapped_column(Boolean, default=False)
+    visibility: Mapped[str | None] = mapped_column(String(20))
+    summary_polyline: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncRun(Base):
+    """One sync of one runner's window: the telemetry row (design.md §3 SyncRun)."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        Index("ix_sync_runs_runner_id_created_at", "runner_id", "created_at"),
+        # One queued or running sync per runner, guaranteed by the database itself.
+        Index(
+            "uq_sync_runs_active_runner",
+            "runner_id",
+            unique=True,
+            postgresql_where=text("state IN ('queued', 'running')"),
+            sqlite_where=text("state IN ('queued', 'running')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    runner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runners.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10))  # queued | running | finished
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    strava_requests: Mapped[int] = mapped_column(Integer, default=0)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str | None] = mapped_column(String(10))  # ok | partial | failed | deferred
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    rate_limit: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -1,0 +1,158 @@
+"""The HTTP contract's documents (design.md §3): field names are fixed, fields may be added."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.runners.schemas import ProfileOut
+
+
+class LinkTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code_challenge: str = Field(max_length=256)
+    code_challenge_method: str = Field(max_length=16)
+    redirect_uri: str | None = Field(default=None, max_length=2048)
+
+
+class LinkTokenOut(BaseModel):
+    state: str
+    authorize_url: str
+    redirect_uri: str
+    expires_at: datetime
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(max_length=512)
+    code_verifier: str = Field(max_length=512)
+    code: str | None = Field(default=None, max_length=512)
+    scope: str | None = Field(default=None, max_length=512)
+    error: str | None = Field(default=None, max_length=128)
+
+
+class AthleteOut(BaseModel):
+    id: int
+    firstname: str | None = None
+    lastname: str | None = None
+
+
+class SyncStatusOut(BaseModel):
+    state: Literal["idle", "queued", "running"]
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    last_result: Literal["ok", "partial", "failed"] | None
+    next_sync_at: datetime | None
+    workouts_in_window: int
+
+
+class StatusErrorOut(BaseModel):
+    code: str
+    message: str
+    action: Literal["reconnect", "wait", "retry", "none"]
+    retry_at: datetime | None = None
+
+
+class StravaStatus(BaseModel):
+    status: Literal["not_linked", "linked", "action_required"]
+    athlete: AthleteOut | None
+    scopes: list[str]
+    linked_at: datetime | None
+    sync: SyncStatusOut
+    error: StatusErrorOut | None
+
+
+class SyncRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyncQueuedOut(BaseModel):
+    sync_run_id: uuid.UUID
+    state: Literal["queued", "running"]
+
+
+class WorkoutOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source: Literal["strava"]
+    source_id: int
+    name: str | None
+    sport_type: str
+    is_run: bool
+    start_date: datetime
+    start_date_local: datetime | None
+    timezone: str | None
+    distance_m: float | None
+    moving_time_s: int | None
+    elapsed_time_s: int | None
+    elevation_gain_m: float | None
+    average_speed_mps: float | None
+    max_speed_mps: float | None
+    average_heartrate: float | None
+    max_heartrate: float | None
+    average_cadence: float | None
+    workout_type: int | None
+    manual: bool
+    trainer: bool
+    visibility: str | None
+    summary_polyline: str | None
+    updated_at: datetime
+
+
+class WorkoutPage(BaseModel):
+    items: list[WorkoutOut]
+    next_cursor: str | None
+
+
+class SyncRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    trigger: Literal["manual", "schedule", "link", "webhook"]
+    state: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    window_start: datetime | None
+    window_end: datetime | None
+    strava_requests: int
+    fetched: int
+    inserted: int
+    updated: int
+    deleted: int
+    result: str | None
+    error_code: str | None
+    rate_limit: dict[str, list[int]] | None
+
+
+class SyncRunPage(BaseModel):
+    items: list[SyncRunOut]
+
+
+class WeekLoad(BaseModel):
+    week_start: datetime
+    runs: int
+    distance_m: float
+    moving_time_s: int
+
+
+class TrainingLoad(BaseModel):
+    window_days: int
+    runs: int
+    distance_m: float
+    moving_time_s: int
+    longest_run_m: float
+    weeks: list[WeekLoad]
+    acute_chronic_ratio: float | None
+
+
+class ProfileSummary(BaseModel):
+    profile: ProfileOut | None
+    strava: StravaStatus
+    training: TrainingLoad

@@ -1,0 +1,133 @@
+"""Test set-up: a PostgreSQL database of our own built by the migrations, the Strava emulator
+over real HTTP, and the API in-process.
+
+Tests commit for real (a worker in another thread or process must see the data), so isolation
+comes from every test making its own runner and its own emulator athlete; the database is
+dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+    from strava_emulator.testing import EmulatorHandle
+
+    from app.config import Settings
+
+IN_CI = os.environ.get("CI") == "true"
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_DB = f"orch_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+TEST_DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# Settings are read from the environment: point them at the test services before app imports.
+os.environ.update(
+    {
+        "DATABASE_URL": TEST_DB_URL,
+        "TOKEN_ENCRYPTION_KEYS": "q1pEzX0JcDzLm1sXzUTPlTx2sAfE2F1sAlyo3qNQ_5U",
+        "STRAVA_REDIRECT_URIS": "coachai://oauth/strava",
+        "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    }
+)
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("STRAVA_CLIENT_ID", None)
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if IN_CI:
+        pytest.fail(message)  # under CI a missing service is a failure, never a skip
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    from app.migrations import upgrade
+
+    upgrade(TEST_DB_URL)
+    yield TEST_DB_URL
+    from app.db import get_engine
+
+    get_engine().dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorHandle]:
+    from strava_emulator.config import EmulatorConfig
+    from strava_emulator.testing import run_emulator
+
+    # The deep link coachai://oauth/strava has the host `oauth`: that is the callback domain.
+    with run_emulator(EmulatorConfig(callback_domain="oauth", athletes=3)) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, emulator: EmulatorHandle) -> Settings:
+    from app.config import get_settings
+    from app.db import get_engine, get_sessionmaker
+
+    os.environ["SANDBOX_EMULATOR_URL"] = emulator.base_url
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
+    settings = get_settings()
+    assert settings.database_url.endswith(TEST_DB)
+    return settings
+
+
+@pytest.fixture
+def enqueued() -> list[uuid.UUID]:
+    """Sync runs the API asked to enqueue (tests of the link flow run no worker)."""
+    return []
+
+
+@pytest.fixture
+def api(settings: Settings, enqueued: list[uuid.UUID]) -> Iterator[TestClient]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(settings, enqueue_sync=enqueued.append)) as client:
+        yield client
+
+
+@pytest.fixture
+def athlete(emulator: EmulatorHandle) -> dict[str, Any]:
+    """A fresh emulator athlete with generated history, for this test alone."""
+    return emulator.admin.create_athlete()
+
+
+@pytest.fixture(autouse=True)
+def _clear_emulator_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").admin.clear_faults()

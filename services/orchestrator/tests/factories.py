@@ -1,0 +1,111 @@
+"""Small factories for tests: runners, PKCE pairs, and the link dance against the emulator."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+from fastapi.testclient import TestClient
+from strava_emulator.testing import EmulatorHandle
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)[:64]
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass
+class Runner:
+    api: TestClient
+    runner_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.api.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.api.post(path, json=json, headers=self.headers, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.api.put(path, json=json, headers=self.headers, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.api.delete(path, headers=self.headers, **kwargs)
+
+    def status(self) -> dict[str, Any]:
+        response = self.get("/api/v1/strava/status")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def new_runner(api: TestClient, *, profile: bool = True, name: str = "Jane Doe") -> Runner:
+    response = api.post("/api/v1/auth/sessions", json={})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    runner = Runner(api, body["runner_id"], body["access_token"])
+    if profile:
+        assert runner.put("/api/v1/profile", {"display_name": name}).status_code == 200
+    return runner
+
+
+@dataclass
+class LinkStart:
+    state: str
+    verifier: str
+    authorize_url: str
+
+
+def start_link(runner: Runner, **body: Any) -> LinkStart:
+    verifier, challenge = pkce_pair()
+    payload = {"code_challenge": challenge, "code_challenge_method": "S256", **body}
+    response = runner.post("/api/v1/strava/link-token", payload)
+    assert response.status_code == 201, response.text
+    token = response.json()
+    return LinkStart(token["state"], verifier, token["authorize_url"])
+
+
+def consent(
+    authorize_url: str, athlete_id: int, *, scope: str | None = None, cancel: bool = False
+) -> dict[str, str]:
+    """Follow the authorize URL on the emulator as the athlete would; returns the callback query."""
+    extra: dict[str, str] = {"emulator_athlete_id": str(athlete_id)}
+    if scope is not None:
+        extra["emulator_scope"] = scope
+    if cancel:
+        extra["emulator_decision"] = "cancel"
+    response = httpx2.get(f"{authorize_url}&{urlencode(extra)}", follow_redirects=False)
+    assert response.status_code == 302, response.text
+    query = parse_qs(urlsplit(response.headers["location"]).query, keep_blank_values=True)
+    return {key: values[0] for key, values in query.items()}
+
+
+def link(
+    runner: Runner, athlete_id: int, *, scope: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    start = start_link(runner)
+    callback = consent(start.authorize_url, athlete_id, scope=scope)
+    response = runner.post(
+        "/api/v1/strava/callback", {**callback, "code_verifier": start.verifier}
+    )
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+def linked_runner(api: TestClient, athlete_id: int, **kwargs: Any) -> Runner:
+    runner = new_runner(api, **kwargs)
+    status, body = link(runner, athlete_id)
+    assert status == 200, body
+    return runner
+
+
