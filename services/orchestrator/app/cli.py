@@ -49,8 +49,13 @@ def worker(
     from app.worker import celery_app
 
     celery_app.worker_main(
-        ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
-         "--without-mingle"]
+        [
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
@@ -112,18 +117,31 @@ def dev(
 
     upgrade()
     exe = [sys.executable, "-m", "app.cli"]
-    # The deep link's host is `oauth`: Strava matches it against the callback domain (strava-api.md §1.5).
+    # The deep link's host is `oauth`: Strava matches it against the callback domain
+    # (strava-api.md §1.5), so that is the sandbox app's callback domain.
     commands = {
-        "emulator": [sys.executable, "-m", "strava_emulator.cli", "serve", "--port",
-                     str(emulator_port), "--callback-domain", "oauth"],
+        "emulator": [
+            sys.executable,
+            "-m",
+            "strava_emulator.cli",
+            "serve",
+            "--port",
+            str(emulator_port),
+            "--callback-domain",
+            "oauth",
+        ],
         "api": [*exe, "serve", "--port", str(port)],
         "worker": [*exe, "worker", "--concurrency", "2"],
         "beat": [*exe, "beat"],
     }
-    processes = {name: subprocess.Popen(command, env=env) for name, command in commands.items()}
+    processes = {
+        name: subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and modules
+        for name, command in commands.items()
+    }
+    url = settings.public_base_url
     console.print(
-        f"\n[bold]Coach George sandbox[/bold] is starting: open [link]{settings.public_base_url}/[/link]\n"
-        f"  Strava emulator: {settings.sandbox_emulator_url}   API docs: {settings.public_base_url}/docs\n"
+        f"\n[bold]Coach George sandbox[/bold] is starting: open [link]{url}/[/link]\n"
+        f"  Strava emulator: {settings.sandbox_emulator_url}   API docs: {url}/docs\n"
         "  Ctrl-C stops everything.\n"
     )
     try:
@@ -140,7 +158,9 @@ def dev(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-    failed = [name for name, process in processes.items() if process.returncode not in (0, -15, None)]
+    failed = [
+        name for name, process in processes.items() if process.returncode not in (0, -15, None)
+    ]
     if failed:
         console.print(f"[red]stopped: {', '.join(failed)} exited early[/red]")
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx2
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -24,9 +25,9 @@ from app.strava.service import Enqueue
 access_log = structlog.get_logger("orchestrator.access")
 
 
-def build_strava_client(settings: Settings) -> StravaClient:
+def build_strava_client(settings: Settings, http: httpx2.Client) -> StravaClient:
     return StravaClient(
-        create_http_client(timeout_s=settings.strava_timeout_seconds),
+        http,
         api_base_url=settings.api_base_url,
         oauth_base_url=settings.oauth_base_url,
         client_id=settings.client_id,
@@ -42,13 +43,14 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(json=settings.log_json)
-    client = strava_client or build_strava_client(settings)
+    # One pooled HTTP client for the process's Strava calls, closed with the app.
+    http = create_http_client(timeout_s=settings.strava_timeout_seconds)
+    client = strava_client or build_strava_client(settings, http)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        if strava_client is None:
-            client.close()
+        http.close()
 
     app = FastAPI(
         title="Coach George orchestrator",
@@ -104,8 +106,9 @@ def create_app(
 
         checks["broker"] = "ok" if broker_available() else "unavailable"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                            200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+        )
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-# --- runner sessions and link state -------------------------------------------------------------
+# --- runner sessions and link state ---
 
 
 def new_token() -> str:
@@ -25,7 +25,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-# --- PKCE ------------------------------------------------------------------------------------------
+# --- PKCE ---
 
 # RFC 7636 §4.1: 43-128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -52,7 +52,7 @@ def verifier_matches(verifier: str, challenge: str) -> bool:
     return hmac.compare_digest(s256_challenge(verifier), challenge)
 
 
-# --- encryption at rest ----------------------------------------------------------------------------
+# --- encryption at rest ---
 
 
 class KeyRingError(Exception):

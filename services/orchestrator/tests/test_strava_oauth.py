@@ -10,15 +10,14 @@ from typing import Any
 import httpx2
 import pytest
 import time_machine
-from factories import Runner, consent, link, new_runner, pkce_pair, start_link
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
-from strava_emulator.testing import EmulatorHandle
-
 from app.clock import utcnow
 from app.db import session_scope
 from app.security import s256_challenge
 from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, Workout
+from factories import Runner, consent, link, new_runner, pkce_pair, start_link
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from strava_emulator.testing import EmulatorHandle
 
 TOKEN_PATH = "/oauth/token"
 
@@ -36,9 +35,12 @@ def _assert_error(response: Any, status: int, code: str) -> None:
 
 def _link_count(runner: Runner) -> int:
     with session_scope() as session:
-        return session.scalar(
-            select(func.count()).where(StravaLink.runner_id == uuid.UUID(runner.runner_id))
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count()).where(StravaLink.runner_id == uuid.UUID(runner.runner_id))
+            )
+            or 0
+        )
 
 
 def test_rfc7636_appendix_b_vector() -> None:
@@ -59,7 +61,9 @@ def test_link_stores_tokens_and_queues_the_first_sync(
     assert status == 200, body
     assert body["status"] == "linked"
     assert body["athlete"] == {
-        "id": athlete["id"], "firstname": athlete["firstname"], "lastname": athlete["lastname"]
+        "id": athlete["id"],
+        "firstname": athlete["firstname"],
+        "lastname": athlete["lastname"],
     }
     assert body["scopes"] == ["read", "activity:read_all"]
     assert body["error"] is None
@@ -89,8 +93,13 @@ def test_authorize_url_carries_state_scopes_and_the_default_redirect(api: TestCl
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/strava/status", "/api/v1/profile/summary", "/api/v1/workouts",
-             "/api/v1/strava/sync-runs"],
+    "path",
+    [
+        "/api/v1/strava/status",
+        "/api/v1/profile/summary",
+        "/api/v1/workouts",
+        "/api/v1/strava/sync-runs",
+    ],
 )
 @pytest.mark.parametrize("header", [None, "Bearer nope", "Basic abc", "Bearer "])
 def test_runner_endpoints_need_a_valid_bearer_token(
@@ -122,7 +131,8 @@ def test_link_token_rejects_bad_pkce_and_redirects(
 
 
 @pytest.mark.parametrize(
-    "state", ["", "unknown-state-value", "x" * 10_000, "état-non-ascii-ünïcödé"],
+    "state",
+    ["", "unknown-state-value", "x" * 10_000, "état-non-ascii-ünïcödé"],
 )
 def test_callback_refuses_unknown_states(api: TestClient, state: str) -> None:
     runner = new_runner(api)
@@ -132,9 +142,7 @@ def test_callback_refuses_unknown_states(api: TestClient, state: str) -> None:
     _assert_error(response, 400, "invalid_state")
 
 
-def test_callback_refuses_another_runners_state(
-    api: TestClient, athlete: dict[str, Any]
-) -> None:
+def test_callback_refuses_another_runners_state(api: TestClient, athlete: dict[str, Any]) -> None:
     alice, mallory = new_runner(api), new_runner(api)
     start = start_link(alice)
     callback = consent(start.authorize_url, athlete["id"])
@@ -279,8 +287,11 @@ def test_linking_a_different_athlete_replaces_the_old_link(
     ],
 )
 def test_token_endpoint_faults_spend_the_attempt_and_a_fresh_one_succeeds(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle,
-    fault: dict[str, Any], code: str,
+    api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    fault: dict[str, Any],
+    code: str,
 ) -> None:
     runner = new_runner(api)
     start = start_link(runner)
@@ -289,7 +300,7 @@ def test_token_endpoint_faults_spend_the_attempt_and_a_fresh_one_succeeds(
 
     response = _callback(runner, **callback, code_verifier=start.verifier)
 
-    assert 400 <= response.status_code < 600 and response.status_code != 500, response.text
+    assert response.status_code in (400, 502), response.text
     assert response.json()["error"] == code
     assert _link_count(runner) == 0
     _assert_error(_callback(runner, **callback, code_verifier=start.verifier), 400, "invalid_state")
@@ -305,8 +316,12 @@ def test_a_used_code_is_a_clear_error_and_a_fresh_attempt_succeeds(
     # Someone (a retry, an attacker) used the code first: Strava answers 400 RequestToken/code.
     used = httpx2.post(
         f"{emulator.oauth_base_url}/token",
-        data={"client_id": emulator.config.client_id, "client_secret": emulator.config.client_secret,
-              "code": callback["code"], "grant_type": "authorization_code"},
+        data={
+            "client_id": emulator.config.client_id,
+            "client_secret": emulator.config.client_secret,
+            "code": callback["code"],
+            "grant_type": "authorization_code",
+        },
     )
     assert used.status_code == 200
 
@@ -326,7 +341,9 @@ def test_two_concurrent_callbacks_exchange_the_code_once(
     emulator.admin.clear_requests()
     with ThreadPoolExecutor(max_workers=2) as pool:
         responses = list(
-            pool.map(lambda _: _callback(runner, **callback, code_verifier=start.verifier), range(2))
+            pool.map(
+                lambda _: _callback(runner, **callback, code_verifier=start.verifier), range(2)
+            )
         )
     assert sorted(response.status_code for response in responses) == [200, 400]
     assert len(emulator.admin.requests(path=TOKEN_PATH)) == 1
@@ -358,8 +375,9 @@ def test_unlink_with_strava_down_deletes_locally_and_retries_later(
     assert link(runner, athlete["id"])[0] == 200
     with session_scope() as session:
         pending_before = session.scalar(select(func.count()).select_from(PendingDeauthorization))
-    emulator.admin.add_fault(method="POST", path="/oauth/deauthorize", kind="status", status=503,
-                             count=10)
+    emulator.admin.add_fault(
+        method="POST", path="/oauth/deauthorize", kind="status", status=503, count=10
+    )
 
     assert runner.delete("/api/v1/strava/link").status_code == 204
 

@@ -25,6 +25,8 @@ def get_summary(
     profile = runners.get_profile(session, runner_id)
     return ProfileSummary(
         profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
-        strava=strava.get_status(session, runner_id, keyring, window_days=settings.sync_window_days),
+        strava=strava.get_status(
+            session, runner_id, keyring, window_days=settings.sync_window_days
+        ),
         training=training.training_load(session, runner_id, window_days=settings.sync_window_days),
     )

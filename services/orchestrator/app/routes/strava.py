@@ -54,7 +54,12 @@ def callback(
     body: CallbackIn,
 ) -> StravaStatus:
     oauth.complete_link(
-        session, runner_id, body, client=client, keyring=keyring, settings=settings,
+        session,
+        runner_id,
+        body,
+        client=client,
+        keyring=keyring,
+        settings=settings,
         enqueue=_enqueue(request),
     )
     return service.get_status(session, runner_id, keyring, window_days=settings.sync_window_days)
@@ -72,7 +77,7 @@ def request_sync(
     request: Request, session: SessionDep, runner_id: RunnerIdDep, _: SyncRequestIn | None = None
 ) -> SyncQueuedOut:
     run = service.request_sync(session, runner_id, "manual", enqueue=_enqueue(request))
-    return SyncQueuedOut(sync_run_id=run.id, state=run.state)  # type: ignore[arg-type]
+    return SyncQueuedOut(sync_run_id=run.id, state=run.state)
 
 
 @router.delete("/strava/link", status_code=204)
@@ -94,10 +99,17 @@ def list_workouts(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> WorkoutPage:
     rows, next_cursor = service.list_workouts(
-        session, runner_id, since=since, until=until, sport_type=sport_type, limit=limit,
+        session,
+        runner_id,
+        since=since,
+        until=until,
+        sport_type=sport_type,
+        limit=limit,
         cursor=cursor,
     )
-    return WorkoutPage(items=[WorkoutOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return WorkoutPage(
+        items=[WorkoutOut.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/strava/sync-runs")
@@ -106,5 +118,3 @@ def list_sync_runs(
 ) -> SyncRunPage:
     runs = service.list_sync_runs(session, runner_id, limit=limit)
     return SyncRunPage(items=[SyncRunOut.model_validate(run) for run in runs])
-
-

@@ -64,18 +64,22 @@ def parse_scopes(scope: str | None) -> list[str]:
     return [part.strip() for part in (scope or "").split(",") if part.strip()]
 
 
-def get_link(session: Session, runner_id: uuid.UUID, *, for_update: bool = False) -> StravaLink | None:
+def get_link(
+    session: Session, runner_id: uuid.UUID, *, for_update: bool = False
+) -> StravaLink | None:
     query = select(StravaLink).where(StravaLink.runner_id == runner_id)
     if for_update:
         query = query.with_for_update()
     return session.scalar(query)
 
 
-def status_error(code: str, retry_at: datetime | None = None, message: str | None = None) -> StatusErrorOut:
+def status_error(
+    code: str, retry_at: datetime | None = None, message: str | None = None
+) -> StatusErrorOut:
     return StatusErrorOut(
         code=code,
         message=message or ERROR_MESSAGES.get(code, "Something went wrong with Strava."),
-        action=ERROR_ACTIONS.get(code, "retry"),  # type: ignore[arg-type]
+        action=ERROR_ACTIONS.get(code, "retry"),
         retry_at=retry_at,
     )
 
@@ -142,15 +146,17 @@ def get_status(
     return StravaStatus(
         status="action_required" if link.error_code in RECONNECT_CODES else "linked",
         athlete=AthleteOut(
-            id=int(athlete["id"]), firstname=athlete.get("firstname"), lastname=athlete.get("lastname")
+            id=int(athlete["id"]),
+            firstname=athlete.get("firstname"),
+            lastname=athlete.get("lastname"),
         ),
         scopes=scopes,
         linked_at=as_utc(link.linked_at),
         sync=SyncStatusOut(
-            state=sync_state,  # type: ignore[arg-type]
+            state=sync_state,
             last_sync_at=as_utc(link.last_sync_at) if link.last_sync_at else None,
             last_success_at=as_utc(link.last_success_at) if link.last_success_at else None,
-            last_result=link.last_result,  # type: ignore[arg-type]
+            last_result=link.last_result,
             next_sync_at=as_utc(link.next_sync_at) if link.next_sync_at else None,
             workouts_in_window=in_window or 0,
         ),
@@ -168,8 +174,9 @@ def request_sync(
     active = _active_sync(session, runner_id)
     if active is not None:
         return active
-    run = SyncRun(id=uuid.uuid4(), runner_id=runner_id, trigger=trigger, state="queued",
-                  created_at=utcnow())
+    run = SyncRun(
+        id=uuid.uuid4(), runner_id=runner_id, trigger=trigger, state="queued", created_at=utcnow()
+    )
     session.add(run)
     session.flush()
     run_id = run.id
@@ -217,7 +224,7 @@ def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: Str
     log.info("strava.unlinked", runner_id=str(runner_id), workouts_deleted=deleted)
 
 
-# --- reading workouts and sync runs ----------------------------------------------------------------
+# --- reading workouts and sync runs ---
 
 
 def _encode_cursor(workout: Workout) -> str:
@@ -261,7 +268,9 @@ def list_workouts(
             )
         )
     rows = list(
-        session.scalars(query.order_by(Workout.start_date.desc(), Workout.id.desc()).limit(limit + 1))
+        session.scalars(
+            query.order_by(Workout.start_date.desc(), Workout.id.desc()).limit(limit + 1)
+        )
     )
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
