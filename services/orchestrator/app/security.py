@@ -78,7 +78,10 @@ class KeyRing:
             raise ValueError("the key ring needs at least one key")
         keys: list[_Key] = []
         for encoded in encoded_keys:
-            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            try:
+                raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            except ValueError:
+                raw = b""
             if len(raw) != 32:
                 raise ValueError("each TOKEN_ENCRYPTION_KEYS entry must be 32 bytes, base64url")
             key_id = hashlib.sha256(b"key-id:" + raw).hexdigest()[:12]
