@@ -157,14 +157,15 @@ def install_error_handlers(app: FastAPI) -> None:
             for error in exc.errors()
         ]
         return JSONResponse(
-            error_body("invalid_request", "The request body or parameters are not valid.",
-                       {"problems": problems}),
+            error_body(
+                "invalid_request",
+                "The request body or parameters are not valid.",
+                {"problems": problems},
+            ),
             422,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "unauthenticated", 404: "not_found"}.get(exc.status_code, "invalid_request")
-        return JSONResponse(
-            error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

@@ -28,22 +28,31 @@ def rotate_batch(session: Session, keyring: KeyRing, *, batch_size: int) -> int:
     """Re-encrypt up to `batch_size` stale rows; returns how many (0 when done)."""
     primary = keyring.primary_key_id
     links = session.scalars(
-        select(StravaLink).where(StravaLink.key_id != primary).limit(batch_size).with_for_update(
-            skip_locked=True
-        )
+        select(StravaLink)
+        .where(StravaLink.key_id != primary)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
     ).all()
     for link in links:
         seal_link(
-            link, keyring, open_link(link, keyring),
+            link,
+            keyring,
+            open_link(link, keyring),
             access_token_expires_at=link.access_token_expires_at,
         )
     remaining = batch_size - len(links)
-    pending_rows = session.scalars(
-        select(PendingDeauthorization)
-        .where(PendingDeauthorization.key_id != primary)
-        .limit(remaining)
-        .with_for_update(skip_locked=True)
-    ).all() if remaining > 0 else []
+    pending_rows = (
+        session.scalars(
+            select(PendingDeauthorization)
+            .where(PendingDeauthorization.key_id != primary)
+            .limit(remaining)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if remaining > 0
+        else []
+    )
     for pending in pending_rows:
-        seal_pending_deauthorization(pending, keyring, open_pending_deauthorization(pending, keyring))
+        seal_pending_deauthorization(
+            pending, keyring, open_pending_deauthorization(pending, keyring)
+        )
     return len(links) + len(pending_rows)

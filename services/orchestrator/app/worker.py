@@ -54,8 +54,11 @@ def broker_available(timeout_s: float = 1.0) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
-                                         socket_connect_timeout=timeout_s).ping())
+        return bool(
+            redis.Redis.from_url(
+                settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            ).ping()
+        )
     except redis.RedisError:
         return False
 

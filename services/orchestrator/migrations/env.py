@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection
-
 from app.config import get_settings
 from app.db import Base, make_engine
 from app.models import import_all_models
+from sqlalchemy import Connection
 
 import_all_models()
 target_metadata = Base.metadata

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from app.config import Settings
     from fastapi.testclient import TestClient
     from strava_emulator.testing import EmulatorHandle
-
-    from app.config import Settings
 
 IN_CI = os.environ.get("CI") == "true"
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -112,9 +111,8 @@ def enqueued() -> list[uuid.UUID]:
 
 @pytest.fixture
 def api(settings: Settings, enqueued: list[uuid.UUID]) -> Iterator[TestClient]:
-    from fastapi.testclient import TestClient
-
     from app.main import create_app
+    from fastapi.testclient import TestClient
 
     with TestClient(create_app(settings, enqueue_sync=enqueued.append)) as client:
         yield client

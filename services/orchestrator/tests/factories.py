@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 from fastapi.testclient import TestClient
-from strava_emulator.testing import EmulatorHandle
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -95,9 +94,7 @@ def link(
 ) -> tuple[int, dict[str, Any]]:
     start = start_link(runner)
     callback = consent(start.authorize_url, athlete_id, scope=scope)
-    response = runner.post(
-        "/api/v1/strava/callback", {**callback, "code_verifier": start.verifier}
-    )
+    response = runner.post("/api/v1/strava/callback", {**callback, "code_verifier": start.verifier})
     body: dict[str, Any] = response.json()
     return response.status_code, body
 
@@ -107,5 +104,3 @@ def linked_runner(api: TestClient, athlete_id: int, **kwargs: Any) -> Runner:
     status, body = link(runner, athlete_id)
     assert status == 200, body
     return runner
-
-

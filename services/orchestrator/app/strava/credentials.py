@@ -53,13 +53,17 @@ def seal_link(
 def open_link(link: StravaLink, keyring: KeyRing) -> LinkCredentials:
     try:
         athlete = json.loads(
-            keyring.decrypt(link.key_id, link.athlete_ciphertext, _ad("strava_links", link.id, "athlete"))
+            keyring.decrypt(
+                link.key_id, link.athlete_ciphertext, _ad("strava_links", link.id, "athlete")
+            )
         )
         access = keyring.decrypt(
             link.key_id, link.access_token_ciphertext, _ad("strava_links", link.id, "access_token")
         )
         refresh = keyring.decrypt(
-            link.key_id, link.refresh_token_ciphertext, _ad("strava_links", link.id, "refresh_token")
+            link.key_id,
+            link.refresh_token_ciphertext,
+            _ad("strava_links", link.id, "refresh_token"),
         )
     except KeyRingError as exc:
         raise KeyUnavailable() from exc

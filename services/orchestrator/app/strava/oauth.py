@@ -151,7 +151,9 @@ def complete_link(
     try:
         tokens = client.exchange_code(data.code)
     except InvalidGrant as exc:
-        raise _fail(attempt, ReauthRequired("Strava did not accept this authorization. Connect again.")) from exc
+        raise _fail(
+            attempt, ReauthRequired("Strava did not accept this authorization. Connect again.")
+        ) from exc
     except StravaError as exc:
         raise _fail(attempt, StravaUnavailableError()) from exc
     if tokens.athlete is None:

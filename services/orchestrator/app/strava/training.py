@@ -24,8 +24,12 @@ def training_load(session: Session, runner_id: uuid.UUID, *, window_days: int) -
     # Four 7-day buckets ending now, oldest first.
     week_count = max(1, window_days // 7)
     weeks = [
-        WeekLoad(week_start=now - timedelta(days=7 * (week_count - index)), runs=0, distance_m=0.0,
-                 moving_time_s=0)
+        WeekLoad(
+            week_start=now - timedelta(days=7 * (week_count - index)),
+            runs=0,
+            distance_m=0.0,
+            moving_time_s=0,
+        )
         for index in range(week_count)
     ]
     for started, distance, moving in runs:

@@ -1,0 +1,143 @@
+"""Encryption at rest: nothing secret in a database dump; `orchestrator rotate-keys`."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from factories import link, new_runner
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.config import Settings, get_settings
+from app.db import session_scope
+from app.main import create_app
+from app.security import KeyRing
+from app.strava.client import StravaClient, TokenResponse
+from app.strava.models import StravaLink
+
+
+class RecordingClient(StravaClient):
+    """The real client over real HTTP, remembering the tokens it received (to look for them)."""
+
+    received: list[TokenResponse]
+
+    def exchange_code(self, code: str) -> TokenResponse:
+        tokens = super().exchange_code(code)
+        self.received.append(tokens)
+        return tokens
+
+
+@pytest.fixture
+def recording_api(settings: Settings) -> Iterator[tuple[TestClient, RecordingClient]]:
+    import httpx2
+
+    with httpx2.Client() as http:
+        client = RecordingClient(
+            http,
+            api_base_url=settings.api_base_url,
+            oauth_base_url=settings.oauth_base_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+        )
+        client.received = []
+        with TestClient(create_app(settings, strava_client=client, enqueue_sync=lambda _: None)) as api:
+            yield api, client
+
+
+def test_a_database_dump_after_a_link_holds_no_secret_in_clear(
+    recording_api: tuple[TestClient, RecordingClient], athlete: dict[str, Any], database_url: str
+) -> None:
+    api, client = recording_api
+    runner = new_runner(api)
+    assert link(runner, athlete["id"])[0] == 200
+    (tokens,) = client.received
+    pg_dump = shutil.which("pg_dump")
+    assert pg_dump is not None, "pg_dump (postgresql-client) is needed for this test"
+    dump = subprocess.run(  # noqa: S603
+        [pg_dump, "--data-only", database_url.replace("+psycopg", "")],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert runner.runner_id in dump  # the dump is real and holds this runner
+    assert tokens.access_token.get_secret_value() not in dump
+    assert tokens.refresh_token.get_secret_value() not in dump
+    assert not re.search(rf"(?<![0-9a-f]){athlete['id']}(?![0-9a-f])", dump)
+    assert athlete["lastname"] not in dump
+
+
+def _new_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def key_env() -> Iterator[None]:
+    original = os.environ["TOKEN_ENCRYPTION_KEYS"]
+    yield
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = original
+    get_settings.cache_clear()
+
+
+def test_rotate_keys_re_encrypts_every_link_and_is_idempotent(
+    api: TestClient, emulator: Any, key_env: None
+) -> None:
+    runners = [new_runner(api) for _ in range(3)]
+    for runner in runners:
+        assert link(runner, emulator.admin.create_athlete()["id"])[0] == 200
+    old = os.environ["TOKEN_ENCRYPTION_KEYS"]
+    new = _new_key()
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = f"{new},{old}"
+    get_settings.cache_clear()
+    new_ring = KeyRing([new])
+
+    first = CliRunner().invoke(cli, ["rotate-keys", "--batch-size", "2"])
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(cli, ["rotate-keys"])
+    assert second.exit_code == 0, second.output
+    assert "0 rows" in second.output
+
+    ids = [uuid.UUID(runner.runner_id) for runner in runners]
+    with session_scope() as session:
+        links = session.scalars(select(StravaLink).where(StravaLink.runner_id.in_(ids))).all()
+        assert len(links) == 3
+        assert {row.key_id for row in links} == {new_ring.primary_key_id}
+    # With the old key gone from the ring, the rotated links still open.
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = new
+    get_settings.cache_clear()
+    with TestClient(create_app(get_settings(), enqueue_sync=lambda _: None)) as fresh:
+        for runner in runners:
+            response = fresh.get("/api/v1/strava/status", headers=runner.headers)
+            assert response.status_code == 200
+            assert response.json()["status"] == "linked"
+
+
+def test_a_ciphertext_copied_onto_another_link_does_not_decrypt(
+    api: TestClient, emulator: Any
+) -> None:
+    alice, bob = new_runner(api), new_runner(api)
+    assert link(alice, emulator.admin.create_athlete()["id"])[0] == 200
+    assert link(bob, emulator.admin.create_athlete()["id"])[0] == 200
+    with session_scope() as session:
+        rows = {
+            row.runner_id: row
+            for row in session.scalars(
+                select(StravaLink).where(
+                    StravaLink.runner_id.in_([uuid.UUID(alice.runner_id), uuid.UUID(bob.runner_id)])
+                )
+            )
+        }
+        rows[uuid.UUID(bob.runner_id)].athlete_ciphertext = rows[
+            uuid.UUID(alice.runner_id)
+        ].athlete_ciphertext
+    response = bob.get("/api/v1/strava/status")
+    assert response.status_code == 503
+    assert response.json()["error"] == "key_unavailable"
+    assert alice.status()["status"] == "linked"
