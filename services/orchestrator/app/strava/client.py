@@ -59,7 +59,7 @@ __all__ = [
     "ActivityPage",
     "BadResponse",
     "Fault",
-    "FaultError",
+    "FaultEntry",
     "InvalidClient",
     "InvalidGrant",
     "InvalidToken",
@@ -104,7 +104,7 @@ _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 
 
 @dataclass(frozen=True)
-class FaultError:
+class FaultEntry:
     """One entry of a Strava Fault's ``errors``: which ``resource``/``field`` and why (``code``)."""
 
     resource: str
@@ -117,7 +117,7 @@ class Fault:
     """Strava's error body: ``{"message": ..., "errors": [{"resource","field","code"}]}``."""
 
     message: str
-    errors: tuple[FaultError, ...]
+    errors: tuple[FaultEntry, ...]
 
     def has(
         self, *, resource: str | None = None, field: str | None = None, code: str | None = None
@@ -756,7 +756,7 @@ def _parse_fault(response: httpx2.Response, secrets: Iterable[str]) -> Fault | N
     for entry in errors if isinstance(errors, list) else []:
         if isinstance(entry, Mapping):
             entries.append(
-                FaultError(
+                FaultEntry(
                     resource=_fault_text(entry.get("resource"), secrets),
                     field=_fault_text(entry.get("field"), secrets),
                     code=_fault_text(entry.get("code"), secrets),
