@@ -1,0 +1,25 @@
+"""Emulator settings. Defaults mirror a fresh Strava API application."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmulatorConfig(BaseModel):
+    """Everything that shapes an emulator instance; the same config gives the same data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seed: int = 42
+    athletes: int = Field(default=25, ge=0, le=99_999)
+    """Sandbox athletes created at start-up (their activity history is generated lazily)."""
+    client_id: int = 1000
+    client_secret: str = "sandbox-secret"
+    callback_domain: str = "localhost"
+    history_days: int = Field(default=120, ge=0)
+    overall_limit: tuple[int, int] = (200, 2000)
+    """(15-minute, daily) limit for all requests, like Strava's default app tier."""
+    read_limit: tuple[int, int] = (100, 1000)
+    """(15-minute, daily) limit for "non-upload" requests; every emulated endpoint is one."""
+    code_ttl_seconds: int = 600
+    access_token_ttl_seconds: int = 21600

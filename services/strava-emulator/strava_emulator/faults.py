@@ -1,0 +1,78 @@
+"""Injected failures, set up through the admin API, consumed by matching Strava requests."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from dataclasses import dataclass, field
+from typing import Literal
+
+FaultKind = Literal["status", "latency", "timeout", "malformed_json", "non_json", "short_page"]
+
+TIMEOUT_SECONDS = 60.0
+"""How long a ``timeout`` fault holds the request: longer than any sane client timeout."""
+
+
+@dataclass(slots=True)
+class FaultRule:
+    id: str
+    method: str
+    path: str
+    """Exact path, or a shell-style pattern such as ``/api/v3/activities/*``."""
+    kind: FaultKind
+    remaining: int
+    status: int = 503
+    latency_ms: int = 0
+    query: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, method: str, path: str, query: dict[str, str]) -> bool:
+        if self.method not in ("*", method):
+            return False
+        if self.path != path and not fnmatch.fnmatchcase(path, self.path):
+            return False
+        return all(query.get(key) == value for key, value in self.query.items())
+
+
+class FaultRegistry:
+    def __init__(self) -> None:
+        self.rules: list[FaultRule] = []
+        self._ids = itertools.count(1)
+
+    def add(
+        self,
+        *,
+        method: str,
+        path: str,
+        kind: FaultKind,
+        count: int = 1,
+        status: int = 503,
+        latency_ms: int = 0,
+        query: dict[str, str] | None = None,
+    ) -> FaultRule:
+        rule = FaultRule(
+            id=f"f{next(self._ids)}",
+            method=method.upper(),
+            path=path,
+            kind=kind,
+            remaining=count,
+            status=status,
+            latency_ms=latency_ms,
+            query=dict(query or {}),
+        )
+        self.rules.append(rule)
+        return rule
+
+    def take(self, method: str, path: str, query: dict[str, str]) -> FaultRule | None:
+        """The first matching rule, used up by one (oldest rules first)."""
+        if not self.rules:
+            return None
+        for rule in self.rules:
+            if rule.matches(method, path, query):
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    self.rules.remove(rule)
+                return rule
+        return None
+
+    def clear(self) -> None:
+        self.rules.clear()
