@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx2
 import pytest
-
 from strava_emulator.config import EmulatorConfig
 from strava_emulator.testing import EmulatorHandle, TokenResponse, run_emulator
 

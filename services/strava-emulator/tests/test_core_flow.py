@@ -6,7 +6,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
-
 from strava_emulator.testing import EmulatorHandle, TokenResponse
 
 
@@ -43,7 +42,12 @@ def test_auto_approve_then_code_exchange(emu: EmulatorHandle, athlete: dict[str,
     assert exchange.status_code == 200
     body = exchange.json()
     assert list(body) == [
-        "token_type", "expires_at", "expires_in", "refresh_token", "access_token", "athlete",
+        "token_type",
+        "expires_at",
+        "expires_in",
+        "refresh_token",
+        "access_token",
+        "athlete",
     ]
     assert body["athlete"]["id"] == athlete["id"]
     assert body["expires_in"] == 21600
