@@ -45,7 +45,7 @@ def _link_count(runner: Runner) -> int:
 
 def test_rfc7636_appendix_b_vector() -> None:
     assert (
-        s256_challenge("dBjftJeZ4CVP-mJ92K9CgCtKQ9c_7tN9W4d5v1vbMZ0")
+        s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
         == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     )
 

@@ -131,7 +131,7 @@ def complete_link(
     settings: Settings,
     enqueue: service.Enqueue,
 ) -> StravaLink:
-    if not data.state or not data.state.isascii():
+    if not data.state or len(data.state) > 256 or not data.state.isascii():
         raise InvalidState()
     if data.code is None and data.error is None:
         raise InvalidRequest("The callback needs either `code` or `error`.")

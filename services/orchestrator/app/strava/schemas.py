@@ -29,8 +29,9 @@ class LinkTokenOut(BaseModel):
 class CallbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    state: str = Field(max_length=512)
-    code_verifier: str = Field(max_length=512)
+    # Generous limits: an oversized state or verifier is a clear invalid_state / pkce_mismatch.
+    state: str = Field(max_length=65536)
+    code_verifier: str = Field(max_length=65536)
     code: str | None = Field(default=None, max_length=512)
     scope: str | None = Field(default=None, max_length=512)
     error: str | None = Field(default=None, max_length=128)
