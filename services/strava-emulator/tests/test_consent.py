@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 import pytest
-
 from strava_emulator.testing import EmulatorHandle
 
 
@@ -123,7 +122,8 @@ def test_page_has_the_stable_selectors(emu: EmulatorHandle, athlete: dict[str, A
 def test_page_is_self_contained_and_strava_orange(emu: EmulatorHandle) -> None:
     response, page = consent_page(emu)
     assert page.external == []
-    assert "http://" not in response.text and "https://" not in response.text
+    assert "http://" not in response.text
+    assert "https://" not in response.text
     assert "#fc4c02" in response.text.lower()
 
 
