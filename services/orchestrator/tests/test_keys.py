@@ -50,7 +50,9 @@ def recording_api(settings: Settings) -> Iterator[tuple[TestClient, RecordingCli
             client_secret=settings.client_secret,
         )
         client.received = []
-        with TestClient(create_app(settings, strava_client=client, enqueue_sync=lambda _: None)) as api:
+        with TestClient(
+            create_app(settings, strava_client=client, enqueue_sync=lambda _: None)
+        ) as api:
             yield api, client
 
 
@@ -65,7 +67,9 @@ def test_a_database_dump_after_a_link_holds_no_secret_in_clear(
     assert pg_dump is not None, "pg_dump (postgresql-client) is needed for this test"
     dump = subprocess.run(  # noqa: S603
         [pg_dump, "--data-only", database_url.replace("+psycopg", "")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert runner.runner_id in dump  # the dump is real and holds this runner
     assert tokens.access_token.get_secret_value() not in dump
