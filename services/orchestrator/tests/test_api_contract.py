@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 import schemathesis
+from app.config import Settings
+from app.main import create_app
 from factories import Runner, new_runner
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
-
-from app.config import Settings
-from app.main import create_app
 
 JSON_ENDPOINTS = [
     ("POST", "/api/v1/auth/sessions"),
@@ -113,7 +112,7 @@ def test_no_generated_input_makes_a_server_error(settings: Settings, runner: Run
         @settings_(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
             response = case.call(headers=headers)
-            assert response.status_code < 500, (operation.label, response.text)
+            assert response.status_code < 500, (case.operation.label, response.text)
             if response.status_code >= 400:
                 assert "error" in response.json()
 

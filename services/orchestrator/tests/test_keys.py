@@ -12,11 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from factories import link, new_runner
-from fastapi.testclient import TestClient
-from sqlalchemy import select
-from typer.testing import CliRunner
-
 from app.cli import cli
 from app.config import Settings, get_settings
 from app.db import session_scope
@@ -24,6 +19,10 @@ from app.main import create_app
 from app.security import KeyRing
 from app.strava.client import StravaClient, TokenResponse
 from app.strava.models import StravaLink
+from factories import link, new_runner
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
 
 
 class RecordingClient(StravaClient):
@@ -65,7 +64,7 @@ def test_a_database_dump_after_a_link_holds_no_secret_in_clear(
     (tokens,) = client.received
     pg_dump = shutil.which("pg_dump")
     assert pg_dump is not None, "pg_dump (postgresql-client) is needed for this test"
-    dump = subprocess.run(  # noqa: S603
+    dump = subprocess.run(
         [pg_dump, "--data-only", database_url.replace("+psycopg", "")],
         capture_output=True,
         text=True,

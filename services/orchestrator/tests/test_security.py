@@ -6,9 +6,6 @@ import base64
 import os
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from app.security import (
     KeyRing,
     KeyRingError,
@@ -17,6 +14,8 @@ from app.security import (
     s256_challenge,
     verifier_matches,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def _key() -> str:
@@ -77,5 +76,5 @@ def test_key_ring_repr_names_key_ids_only() -> None:
 
 @pytest.mark.parametrize("bad", ["", "short", base64.urlsafe_b64encode(b"x" * 16).decode()])
 def test_malformed_keys_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="32 bytes|at least one"):
+    with pytest.raises(ValueError, match=r"32 bytes|at least one"):
         KeyRing([bad] if bad else [])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx2
@@ -39,6 +39,9 @@ from app.strava.ratelimit import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from strava_emulator.testing import EmulatorHandle
 
 API = "https://strava.test/api/v3"
 OAUTH = "https://strava.test/oauth"
@@ -872,6 +875,8 @@ def test_parse_headers_round_trips_in_any_casing(
 def test_next_short_window_start_is_the_next_quarter_hour(now: datetime) -> None:
     start = next_short_window_start(now)
 
+    # Compare in UTC: arithmetic on a zoned datetime is wall-clock arithmetic (DST jumps).
+    now = now.astimezone(UTC)
     assert start.tzinfo == UTC
     assert now < start <= now + timedelta(minutes=15)
     assert start.minute % 15 == 0
@@ -882,6 +887,7 @@ def test_next_short_window_start_is_the_next_quarter_hour(now: datetime) -> None
 def test_next_daily_window_start_is_the_next_midnight_utc(now: datetime) -> None:
     start = next_daily_window_start(now)
 
+    now = now.astimezone(UTC)
     assert start.tzinfo == UTC
     assert now < start <= now + timedelta(days=1)
     assert (start.hour, start.minute, start.second, start.microsecond) == (0, 0, 0, 0)
@@ -928,3 +934,167 @@ def test_windows_are_utc_whatever_the_callers_zone() -> None:
 
     assert next_short_window_start(new_york) == datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
     assert next_daily_window_start(new_york) == datetime(2026, 11, 25, tzinfo=UTC)
+
+
+# --- against the Strava emulator over real HTTP -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorHandle]:
+    from strava_emulator.testing import run_emulator
+
+    with run_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def emu_http() -> Iterator[httpx2.Client]:
+    with create_http_client() as http:
+        yield http
+
+
+def emulator_client(
+    emu: EmulatorHandle, http: httpx2.Client, *, client_secret: str | None = None, **kwargs: Any
+) -> StravaClient:
+    return StravaClient(
+        http,
+        api_base_url=emu.api_base_url,
+        oauth_base_url=emu.oauth_base_url,
+        client_id=str(emu.config.client_id),
+        client_secret=emu.config.client_secret if client_secret is None else client_secret,
+        **kwargs,
+    )
+
+
+def test_emulator_pages_through_the_window_until_an_empty_page(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    responses: list[ResponseInfo] = []
+    client = emulator_client(emu, emu_http, on_response=responses.append)
+    athlete = emu.admin.create_athlete(history_days=60)
+    tokens = emu.admin.issue_tokens(athlete["id"], scope="read,activity:read_all")
+    after = int((emu.admin.clock_now() - timedelta(days=28)).timestamp())
+
+    seen: dict[int, SummaryActivity] = {}
+    for page_number in range(1, 100):
+        page = client.list_activities(
+            tokens["access_token"], after=after, page=page_number, per_page=7
+        )
+        assert page.rate_limit is not None
+        if not page.activities:
+            break
+        seen.update((a.id, a) for a in page.activities)
+
+    now = emu.admin.clock_now()
+    expected = {
+        a["id"]
+        for a in emu.admin.list_activities(athlete["id"])
+        if datetime.fromisoformat(a["start_date"]).timestamp() >= after
+        and datetime.fromisoformat(a["available_at"]) <= now  # not yet uploaded: not listed
+    }
+    assert set(seen) == expected
+    assert expected, "the generated history has runs in the last 28 days"
+    assert all(a.start_date is not None and a.raw["id"] == a.id for a in seen.values())
+    assert {r.endpoint for r in responses} == {"GET /athlete/activities"}
+    assert all(r.rate_limit is not None for r in responses)
+
+
+def test_emulator_refresh_rotates_the_refresh_token(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    client = emulator_client(emu, emu_http)
+    athlete = emu.admin.create_athlete()
+    first = emu.admin.issue_tokens(athlete["id"])
+
+    refreshed = client.refresh(first["refresh_token"])
+
+    assert refreshed.refresh_token.get_secret_value() != first["refresh_token"]
+    assert refreshed.athlete is None
+    with pytest.raises(InvalidGrant):
+        client.refresh(first["refresh_token"])  # the old one died with the rotation
+    again = client.refresh(refreshed.refresh_token.get_secret_value())
+    assert client.get_athlete(again.access_token.get_secret_value()).id == athlete["id"]
+
+
+def test_emulator_deauthorize_then_the_token_is_invalid(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    client = emulator_client(emu, emu_http)
+    athlete = emu.admin.create_athlete()
+    tokens = emu.admin.issue_tokens(athlete["id"])
+    assert client.get_athlete(tokens["access_token"]).id == athlete["id"]
+
+    client.deauthorize(tokens["access_token"])
+
+    with pytest.raises(InvalidToken):
+        client.get_athlete(tokens["access_token"])
+    with pytest.raises(InvalidToken):
+        client.deauthorize(tokens["access_token"])
+    with pytest.raises(InvalidGrant):
+        client.refresh(tokens["refresh_token"])
+
+
+def test_emulator_refuses_bad_grants_and_bad_app_credentials(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    athlete = emu.admin.create_athlete()
+    tokens = emu.admin.issue_tokens(athlete["id"])
+
+    with pytest.raises(InvalidGrant):
+        emulator_client(emu, emu_http).exchange_code("never-issued-code")
+    with pytest.raises(InvalidClient):
+        emulator_client(emu, emu_http, client_secret="wrong-secret").refresh(
+            tokens["refresh_token"]
+        )
+
+
+def test_emulator_token_without_activity_scope_is_scope_missing(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    client = emulator_client(emu, emu_http)
+    athlete = emu.admin.create_athlete()
+    tokens = emu.admin.issue_tokens(athlete["id"], scope="read")
+
+    with pytest.raises(ScopeMissing):
+        client.list_activities(tokens["access_token"], after=1_760_000_000)
+
+
+def test_emulator_5xx_is_retried_and_an_unknown_activity_is_404(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    client = emulator_client(emu, emu_http)
+    athlete = emu.admin.create_athlete()
+    tokens = emu.admin.issue_tokens(athlete["id"])
+    emu.admin.add_fault("/api/v3/athlete", status=502)
+    try:
+        assert client.get_athlete(tokens["access_token"]).id == athlete["id"]
+    finally:
+        emu.admin.clear_faults()
+
+    with pytest.raises(BadResponse) as caught:
+        client.get_activity(tokens["access_token"], 1)
+    assert caught.value.status == 404
+
+
+@pytest.mark.parametrize(("read_usage", "window"), [((100, 500), "short"), ((5, 1000), "daily")])
+def test_emulator_rate_limit_is_a_state_with_a_retry_time(
+    emu: EmulatorHandle, emu_http: httpx2.Client, read_usage: tuple[int, int], window: str
+) -> None:
+    client = emulator_client(emu, emu_http)
+    athlete = emu.admin.create_athlete()
+    tokens = emu.admin.issue_tokens(athlete["id"])
+    emu.admin.set_rate_limits(read_limit=(100, 1000), read_usage=read_usage)
+    try:
+        with pytest.raises(RateLimited) as caught:
+            client.get_athlete(tokens["access_token"])
+    finally:
+        emu.admin.set_rate_limits(read_usage=(0, 0), overall_usage=(0, 0))
+
+    assert caught.value.window == window
+    retry_at = caught.value.retry_at
+    assert retry_at.tzinfo == UTC
+    assert (retry_at.second, retry_at.microsecond) == (0, 0)
+    if window == "daily":
+        assert (retry_at.hour, retry_at.minute) == (0, 0)
+    else:
+        assert retry_at.minute % 15 == 0
