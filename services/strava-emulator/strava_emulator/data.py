@@ -712,8 +712,8 @@ def _schedule_one(
         speed = 1000 / (athlete.easy_pace * 1.02)
     elif spec.pace[0]:
         distance = rng.uniform(*spec.distance)
-        # Clamp to the 3:30-7:00 min/km band that real runners' averages fall in.
-        speed = 1000 / min(420.0, max(210.0, athlete.easy_pace * rng.uniform(*spec.pace)))
+        # Clamp inside the 3:30-7:00 min/km band that real runners' averages fall in.
+        speed = 1000 / min(415.0, max(215.0, athlete.easy_pace * rng.uniform(*spec.pace)))
     else:
         distance = rng.uniform(*spec.distance)
         speed = rng.uniform(*spec.speed)

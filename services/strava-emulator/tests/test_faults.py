@@ -67,12 +67,19 @@ def test_latency_then_a_normal_answer(emu: EmulatorHandle, api: httpx2.Client) -
 def test_timeout_holds_the_request_without_blocking_others(
     emu: EmulatorHandle, tokens: TokenResponse
 ) -> None:
-    emu.admin.add_fault("/api/v3/athlete", "timeout")
+    # The query makes the fault hit only the request meant to hang, whichever arrives first.
+    emu.admin.add_fault("/api/v3/athlete", "timeout", query={"hang": "1"})
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     with ThreadPoolExecutor(max_workers=1) as pool:
-        held = pool.submit(httpx2.get, f"{emu.api_base_url}/athlete", headers=headers, timeout=1.0)
+        held = pool.submit(
+            httpx2.get,
+            f"{emu.api_base_url}/athlete",
+            params={"hang": "1"},
+            headers=headers,
+            timeout=1.0,
+        )
         # While one request is held, the server keeps answering.
-        other = httpx2.get(f"{emu.api_base_url}/athlete", headers=headers, timeout=10)
+        other = httpx2.get(f"{emu.api_base_url}/athlete", headers=headers, timeout=30)
         assert other.status_code == 200
         with pytest.raises(httpx2.ReadTimeout):
             held.result()
