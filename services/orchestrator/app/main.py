@@ -17,7 +17,7 @@ from app.config import Settings, get_settings
 from app.db import get_engine
 from app.errors import install_error_handlers
 from app.logging import configure_logging, redact_query
-from app.routes import auth, profile, strava
+from app.routes import auth, profile, strava, web
 from app.security import KeyRing
 from app.strava.client import StravaClient, create_http_client
 from app.strava.service import Enqueue
@@ -71,6 +71,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(profile.router)
     app.include_router(strava.router)
+    app.include_router(web.router)
 
     @app.middleware("http")
     async def _access_log(
