@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The embedded defaults keep their files here (SQLite database, broker, sandbox key).
@@ -47,6 +47,20 @@ class Settings(BaseSettings):
 
     sync_window_days: int = Field(default=28, ge=1, le=365)
     sync_interval_seconds: int = Field(default=3600, ge=60)
+    # How often beat looks for due syncs (each link's slot is spread over the interval).
+    sync_tick_seconds: float = Field(default=60.0, gt=0)
+    # The Celery queue of sync tasks (tests use one of their own per session).
+    sync_queue: str = "strava"
+    # Key prefix of the shared rate budget in Redis.
+    rate_budget_prefix: str = "strava:budget"
+    # Share of each Strava window that syncs leave for the link flow (code exchange, unlink).
+    rate_budget_reserve: float = Field(default=0.05, ge=0, lt=1)
+    # A task runs at most this long; the broker redelivers an unacknowledged one after the
+    # visibility timeout, which must be longer or a running sync would be delivered twice.
+    task_time_limit_seconds: int = Field(default=600, ge=1)
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    # A queued sync whose message has not been picked up for this long is enqueued again.
+    stale_queued_seconds: int = Field(default=600, ge=1)
     link_attempt_ttl_seconds: int = 600
 
     # Where the API is reachable from a browser (printed by `orchestrator dev`, web redirect URI).
@@ -68,6 +82,14 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value.removeprefix(prefix)
         return value
+
+    @model_validator(mode="after")
+    def _time_limit_below_visibility(self) -> Settings:
+        if self.task_time_limit_seconds >= self.broker_visibility_timeout_seconds:
+            raise ValueError(
+                "TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        return self
 
     @property
     def sandbox(self) -> bool:

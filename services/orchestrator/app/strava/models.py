@@ -83,7 +83,10 @@ class StravaLink(Base):
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_result: Mapped[str | None] = mapped_column(String(10))
-    next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the beat tick enqueues the next scheduled sync (spread per link; see sync.next_slot).
+    next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Failed syncs in a row (Strava down, bad answers): the retry backoff grows with it.
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PendingDeauthorization(Base):
@@ -158,6 +161,8 @@ class SyncRun(Base):
     trigger: Mapped[str] = mapped_column(String(10))
     state: Mapped[str] = mapped_column(String(10))  # queued | running | finished
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the task message was last sent again by the beat tick's recovery (None: never).
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duration_ms: Mapped[int | None] = mapped_column(Integer)
@@ -171,3 +176,29 @@ class SyncRun(Base):
     result: Mapped[str | None] = mapped_column(String(10))  # ok | partial | failed | deferred
     error_code: Mapped[str | None] = mapped_column(String(40))
     rate_limit: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Deliveries of the task that worked on this run (> 1 after a worker died mid-sync).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class RateBudgetState(Base):
+    """The shared Strava rate budget when there is no Redis (one row, id 1; see budget.py).
+
+    Counters are per window (15-minute and daily): requests reserved by our workers, raised to
+    the usage Strava reports in its headers. `blocked_until` stops every worker after a 429.
+    """
+
+    __tablename__ = "strava_rate_budget"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    short_window: Mapped[int] = mapped_column(BigInteger, default=0)
+    daily_window: Mapped[int] = mapped_column(BigInteger, default=0)
+    short_overall: Mapped[int] = mapped_column(Integer, default=0)
+    short_read: Mapped[int] = mapped_column(Integer, default=0)
+    daily_overall: Mapped[int] = mapped_column(Integer, default=0)
+    daily_read: Mapped[int] = mapped_column(Integer, default=0)
+    overall_limit_short: Mapped[int | None] = mapped_column(Integer)
+    overall_limit_daily: Mapped[int | None] = mapped_column(Integer)
+    read_limit_short: Mapped[int | None] = mapped_column(Integer)
+    read_limit_daily: Mapped[int | None] = mapped_column(Integer)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    blocked_window: Mapped[str | None] = mapped_column(String(10))
