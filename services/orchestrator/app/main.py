@@ -19,7 +19,7 @@ from app.errors import install_error_handlers
 from app.logging import configure_logging, redact_query
 from app.routes import auth, profile, strava, web
 from app.security import KeyRing
-from app.strava.client import StravaClient, create_http_client
+from app.strava.client import ResponseInfo, StravaClient, create_http_client
 from app.strava.service import Enqueue
 
 access_log = structlog.get_logger("orchestrator.access")
@@ -32,7 +32,26 @@ def build_strava_client(settings: Settings, http: httpx2.Client) -> StravaClient
         oauth_base_url=settings.oauth_base_url,
         client_id=settings.client_id,
         client_secret=settings.client_secret,
+        on_response=_response_hook(settings),
     )
+
+
+def _response_hook(settings: Settings) -> Callable[[ResponseInfo], None]:
+    """The API's own Strava calls (code exchange, deauthorize) count in the metrics and in the
+    rate budget the workers share."""
+    from app.clock import utcnow
+    from app.db import get_sessionmaker
+    from app.strava.budget import from_settings
+    from app.telemetry import observe_strava_response
+
+    budget = from_settings(settings, get_sessionmaker())
+
+    def hook(info: ResponseInfo) -> None:
+        observe_strava_response(info)
+        if info.rate_limit is not None:
+            budget.record(info.rate_limit, utcnow())
+
+    return hook
 
 
 def create_app(

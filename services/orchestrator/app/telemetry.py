@@ -1,9 +1,136 @@
-"""Prometheus metrics (design.md §4). No activity content (names, routes, heart rate) here."""
+"""Prometheus metrics (design.md §4). No activity content (names, routes, heart rate) here.
+
+The API and the workers are separate processes, so metrics use prometheus_client's multiprocess
+mode whenever PROMETHEUS_MULTIPROC_DIR is set (the `serve`, `worker`, `beat` and `dev` commands
+set it, default var/prometheus): every process writes its samples to files there and /metrics on
+the API aggregates them, so the API shows the workers' sync metrics. Without the variable (tests,
+a single process) the default registry is used.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, generate_latest
+import os
+from datetime import datetime
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from app.strava.client import ResponseInfo
+from app.strava.ratelimit import RateLimitSnapshot
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+SYNC_DURATION = Histogram(
+    "strava_sync_duration_seconds",
+    "Wall time of one sync attempt of a runner's window, by trigger and result.",
+    ["trigger", "result"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+SYNC_RUNS = Counter(
+    "strava_sync_runs_total",
+    "Finished sync runs by trigger, result and error code ('none' when none).",
+    ["trigger", "result", "error_code"],
+)
+SYNC_ACTIVITIES = Counter(
+    "strava_sync_activities_total",
+    "Workouts changed by syncs: inserted, updated or deleted.",
+    ["change"],
+)
+INGESTION_LAG = Histogram(
+    "strava_ingestion_lag_seconds",
+    "Commit time minus the end of the activity (start_date + elapsed_time), for activities a "
+    "sync inserted; the first sync of a link (its 28-day backfill) is not counted.",
+    buckets=(60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 3 * 86400, 7 * 86400),
+)
+STRAVA_REQUESTS = Counter(
+    "strava_requests_total",
+    "HTTP exchanges with Strava by endpoint (route template) and status ('error' when none).",
+    ["endpoint", "status"],
+)
+RATE_LIMIT_USAGE = Gauge(
+    "strava_rate_limit_usage",
+    "Strava's last reported usage, by limit (overall or read) and window (short or daily).",
+    ["limit", "window"],
+    multiprocess_mode="mostrecent",
+)
+RATE_LIMIT_LIMIT = Gauge(
+    "strava_rate_limit_limit",
+    "Strava's last reported limit, by limit (overall or read) and window (short or daily).",
+    ["limit", "window"],
+    multiprocess_mode="mostrecent",
+)
+TOKEN_REFRESHES = Counter(
+    "strava_token_refreshes_total",
+    "Access token refreshes by outcome: ok, raced (another worker had refreshed; reused), "
+    "invalid_grant (reconnect needed), unavailable, rate_limited, error.",
+    ["outcome"],
+)
+DEAUTHORIZATIONS = Counter(
+    "strava_deferred_deauthorizations_total",
+    "Retries of deferred deauthorizations by outcome: done, retry.",
+    ["outcome"],
+)
+
+
+def observe_strava_response(info: ResponseInfo) -> None:
+    """The client's `on_response` hook, as far as metrics go."""
+    status = str(info.status) if info.status is not None else "error"
+    STRAVA_REQUESTS.labels(info.endpoint, status).inc()
+    if info.rate_limit is not None:
+        observe_rate_limit(info.rate_limit)
+
+
+def observe_rate_limit(snapshot: RateLimitSnapshot) -> None:
+    for limit, usage, limits in (
+        ("overall", snapshot.overall_usage, snapshot.overall_limit),
+        ("read", snapshot.read_usage, snapshot.read_limit),
+    ):
+        for index, window in enumerate(("short", "daily")):
+            RATE_LIMIT_USAGE.labels(limit, window).set(usage[index])
+            RATE_LIMIT_LIMIT.labels(limit, window).set(limits[index])
+
+
+def observe_ingestion_lag(committed_at: datetime, activity_ends: list[datetime]) -> None:
+    for ended in activity_ends:
+        INGESTION_LAG.observe(max(0.0, (committed_at - ended).total_seconds()))
+
+
+def observe_sync(
+    trigger: str,
+    result: str,
+    error_code: str | None,
+    seconds: float,
+    *,
+    inserted: int,
+    updated: int,
+    deleted: int,
+) -> None:
+    SYNC_DURATION.labels(trigger, result).observe(seconds)
+    SYNC_RUNS.labels(trigger, result, error_code or "none").inc()
+    for change, count in (("inserted", inserted), ("updated", updated), ("deleted", deleted)):
+        if count:
+            SYNC_ACTIVITIES.labels(change).inc(count)
 
 
 def render_metrics() -> bytes:
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
     return generate_latest(REGISTRY)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a finished worker process's live gauges (multiprocess mode only)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,19 +1,25 @@
 """The Celery app: broker choice, reliability settings and the beat schedule.
 
-Redis when REDIS_URL is set (production, scaled out); otherwise kombu's SQLAlchemy transport on a
+Redis when REDIS_URL is set (production, scaled out; celery-redbeat keeps beat's schedule and a
+lock in Redis so a standby beat can take over); otherwise kombu's SQLAlchemy transport on a
 SQLite file, so `orchestrator dev` runs a real worker and beat with no server to install.
+
+Reliability: tasks are acknowledged late and rejected back to the queue when their worker dies,
+so a sync interrupted mid-way is delivered again and finishes (tasks are idempotent: a run is
+claimed atomically, writes are upserts). A task's hard time limit stays below the broker's
+visibility timeout, or Redis would hand a still-running task to a second worker. What a broker
+can still lose (the embedded transport forgets unacknowledged messages of a killed worker) the
+beat tick recovers (scheduling.recover_stale_runs).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from app.config import VAR_DIR, Settings, get_settings
-
-# A task may run this long before Celery kills it; kept well below the visibility timeout so a
-# task still running is never delivered to a second worker (the Redis transport's trap).
-TASK_TIME_LIMIT_S = 600
-VISIBILITY_TIMEOUT_S = 3600
 
 
 def broker_url(settings: Settings) -> str:
@@ -23,28 +29,92 @@ def broker_url(settings: Settings) -> str:
     return f"sqla+sqlite:///{VAR_DIR.resolve()}/broker.db"
 
 
-def create_celery(settings: Settings) -> Celery:
-    celery = Celery("orchestrator", broker=broker_url(settings), include=["app.strava.tasks"])
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    if not settings.redis_url:
+        # The SQLAlchemy transport polls its table; it has no visibility timeout.
+        return {"polling_interval": 1.0}
+    visibility = settings.broker_visibility_timeout_seconds
+    options: dict[str, Any] = {
+        "visibility_timeout": visibility,
+        # Fail fast (a publish must not hang the API) and notice a dead connection.
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 2.0,
+        "health_check_interval": 30,
+    }
+    if visibility < 300:
+        # Short visibility timeouts (tests) only help if unacknowledged messages are swept often.
+        options.update(unacked_restore_interval=1, unacked_restore_throttle=1)
+    return options
+
+
+def configure(celery: Celery, settings: Settings) -> None:
+    """(Re)apply the settings to a Celery app (tests point the global one at their services)."""
     celery.conf.update(
+        broker_url=broker_url(settings),
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
         task_ignore_result=True,
+        task_default_queue=settings.sync_queue,
         # At-least-once: acknowledge after the work is done, redeliver if the worker dies.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=TASK_TIME_LIMIT_S,
-        task_soft_time_limit=TASK_TIME_LIMIT_S - 30,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=max(1, settings.task_time_limit_seconds - 30),
+        broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        worker_send_task_events=False,
         timezone="UTC",
+        beat_schedule={
+            # Every tick enqueues the links whose spread-out slot has come (not every athlete at
+            # once), re-enqueues lost runs and fails dead ones. `expires`: a tick nobody ran in
+            # time is dropped rather than piled up behind a stopped worker.
+            "strava-tick": {
+                "task": "strava.tick",
+                "schedule": settings.sync_tick_seconds,
+                "options": {"expires": settings.sync_tick_seconds},
+            },
+            "strava-deauthorize-pending": {
+                "task": "strava.deauthorize_pending",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
+            },
+        },
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix=f"{settings.sync_queue}:redbeat:",
+        redbeat_lock_timeout=max(60, int(settings.sync_tick_seconds * 5)),
+        beat_max_loop_interval=min(5.0, settings.sync_tick_seconds),
     )
+
+
+def create_celery(settings: Settings) -> Celery:
+    celery = Celery("orchestrator", include=["app.strava.tasks"])
+    configure(celery, settings)
     return celery
 
 
 celery_app = create_celery(get_settings())
+
+
+def _fresh_connections(**_: Any) -> None:
+    """A forked pool process must not share the parent's database connections."""
+    from app.db import get_engine
+
+    get_engine().dispose(close=False)
+
+
+def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
+    import os
+
+    from app.telemetry import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())
+
+
+worker_process_init.connect(_fresh_connections, weak=False)
+worker_process_shutdown.connect(_forget_process_metrics, weak=False)
 
 
 def broker_available(timeout_s: float = 1.0) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow
 from app.db import after_commit
-from app.errors import InvalidRequest, NotLinked
+from app.errors import InvalidRequest, NotLinked, ServiceUnavailable
 from app.security import KeyRing
 from app.strava.client import StravaAuthError, StravaClient, StravaError
 from app.strava.credentials import open_link, seal_pending_deauthorization
@@ -180,8 +180,25 @@ def request_sync(
     session.add(run)
     session.flush()
     run_id = run.id
-    after_commit(session, lambda: enqueue(run_id))
+    after_commit(session, lambda: _dispatch(run_id, trigger, enqueue))
     return run
+
+
+def _dispatch(run_id: uuid.UUID, trigger: str, enqueue: Enqueue) -> None:
+    """Send the task once the run is committed. With the broker down, a manual request is
+    withdrawn and answered 503 (the runner may retry; no run is left stuck in `queued`); a link or
+    scheduled sync stays queued and the beat tick's recovery enqueues it again."""
+    try:
+        enqueue(run_id)
+    except ServiceUnavailable:
+        if trigger != "manual":
+            log.warning("strava.sync_enqueue_deferred", sync_run_id=str(run_id), trigger=trigger)
+            return
+        from app.db import session_scope
+
+        with session_scope() as session:
+            session.execute(delete(SyncRun).where(SyncRun.id == run_id, SyncRun.state == "queued"))
+        raise
 
 
 def delete_strava_data(session: Session, runner_id: uuid.UUID) -> int:

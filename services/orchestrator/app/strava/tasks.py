@@ -1,16 +1,79 @@
-"""Celery tasks: thin (parse, call one service, return). Arguments are ids, never secrets."""
+"""Celery tasks: thin (parse, call one service, return). Arguments are ids, never secrets.
+
+Every task is idempotent and acknowledged late (worker.py): a sync run is claimed atomically
+(a duplicate message does nothing, a redelivered one resumes the run of a dead worker), the
+tick only enqueues what is due, and deauthorizations settle each pending row once.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
+from datetime import timedelta
+from typing import Any
 
+from celery import Task
+from kombu.exceptions import OperationalError
+
+from app.config import get_settings
+from app.errors import ServiceUnavailable
+from app.strava import scheduling, sync
 from app.worker import celery_app
 
 
-@celery_app.task(name="strava.sync_runner", acks_late=True)
-def sync_runner(sync_run_id: str) -> None:
-    raise NotImplementedError  # filled in by the sync module
+class BrokerUnavailable(ServiceUnavailable):
+    default_message = "Syncing is unavailable right now (the queue cannot be reached). Try again."
+
+
+_runtime: tuple[int, sync.SyncDeps] | None = None
+
+
+def runtime() -> sync.SyncDeps:
+    """This process's collaborators (HTTP pool, budget, sessions): built after a fork, once."""
+    global _runtime
+    if _runtime is None or _runtime[0] != os.getpid():
+        _runtime = (os.getpid(), sync.build_deps(get_settings()))
+    return _runtime[1]
+
+
+def reset_runtime() -> None:
+    """Forget the collaborators (tests change settings between sessions of workers)."""
+    global _runtime
+    if _runtime is not None:
+        sync.close_deps(_runtime[1])
+    _runtime = None
+
+
+@celery_app.task(name="strava.sync_runner", bind=True, acks_late=True)
+def sync_runner(self: Task[Any, Any], sync_run_id: str) -> dict[str, Any]:
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    outcome = sync.run_sync(runtime(), uuid.UUID(sync_run_id), redelivered=redelivered)
+    return outcome.summary()
+
+
+@celery_app.task(name="strava.tick", acks_late=True)
+def tick() -> dict[str, object]:
+    settings = get_settings()
+    report = scheduling.tick(
+        runtime(),
+        enqueue=enqueue_sync,
+        stale_queued=timedelta(seconds=settings.stale_queued_seconds),
+        reserve=settings.rate_budget_reserve,
+    )
+    return report.summary()
+
+
+@celery_app.task(name="strava.deauthorize_pending", acks_late=True)
+def deauthorize_pending() -> int:
+    return scheduling.deauthorize_pending(runtime())
+
+
+# Publishing gives up quickly: the API must answer (503) rather than hang on a dead broker.
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 def enqueue_sync(sync_run_id: uuid.UUID) -> None:
-    sync_runner.apply_async(args=[str(sync_run_id)])
+    try:
+        sync_runner.apply_async(args=[str(sync_run_id)], retry=True, retry_policy=_PUBLISH_RETRY)
+    except (OperationalError, OSError) as exc:
+        raise BrokerUnavailable(retry_after=30) from exc
