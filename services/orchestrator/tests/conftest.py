@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.strava.client import ResponseInfo
+    from app.strava.sync import SyncDeps
     from fastapi.testclient import TestClient
     from strava_emulator.testing import EmulatorHandle
 
@@ -25,6 +27,7 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@1
 TEST_DB = f"orch_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 TEST_DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+EMULATOR_LIMITS = (1_000_000, 10_000_000)
 
 # Settings are read from the environment: point them at the test services before app imports.
 os.environ.update(
@@ -85,7 +88,14 @@ def emulator() -> Iterator[EmulatorHandle]:
     from strava_emulator.testing import run_emulator
 
     # The deep link coachai://oauth/strava has the host `oauth`: that is the callback domain.
-    with run_emulator(EmulatorConfig(callback_domain="oauth", athletes=3)) as handle:
+    # Limits far above what the suite spends: the rate-limit tests lower them for themselves.
+    config = EmulatorConfig(
+        callback_domain="oauth",
+        athletes=3,
+        overall_limit=EMULATOR_LIMITS,
+        read_limit=EMULATOR_LIMITS,
+    )
+    with run_emulator(config) as handle:
         yield handle
 
 
@@ -129,3 +139,59 @@ def _clear_emulator_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "emulator" in request.fixturenames:
         request.getfixturevalue("emulator").admin.clear_faults()
+
+
+# --- sync (issue 4) ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sync_deps(settings: Settings) -> Iterator[SyncDeps]:
+    """The sync's collaborators against the emulator and the test database, with the embedded
+    (database) rate budget emptied before and after; client retries do not wait."""
+    import stamina
+    from app.db import get_sessionmaker
+    from app.security import KeyRing
+    from app.strava.budget import DatabaseBudget
+    from app.strava.client import StravaClient, create_http_client
+    from app.strava.sync import SyncDeps
+
+    http = create_http_client(timeout_s=2.0)
+    budget = DatabaseBudget(get_sessionmaker(), reserve=settings.rate_budget_reserve)
+    budget.reset()
+
+    def client_for(hook: Callable[[ResponseInfo], None]) -> StravaClient:
+        return StravaClient(
+            http,
+            api_base_url=settings.api_base_url,
+            oauth_base_url=settings.oauth_base_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            on_response=hook,
+        )
+
+    deps = SyncDeps(
+        sessions=get_sessionmaker(),
+        keyring=KeyRing(settings.encryption_keys()),
+        budget=budget,
+        client_for=client_for,
+        window_days=settings.sync_window_days,
+        interval_seconds=settings.sync_interval_seconds,
+        task_time_limit_seconds=settings.task_time_limit_seconds,
+        close=http.close,
+    )
+    with stamina.set_testing(True, attempts=3, cap=True):
+        yield deps
+    budget.reset()
+    http.close()
+
+
+@pytest.fixture
+def tight_rate_limits(emulator: EmulatorHandle) -> Iterator[None]:
+    """For a test that spends Strava's limits: the emulator's generous limits come back after."""
+    yield
+    emulator.admin.set_rate_limits(
+        overall_limit=EMULATOR_LIMITS,
+        read_limit=EMULATOR_LIMITS,
+        overall_usage=(0, 0),
+        read_usage=(0, 0),
+    )
