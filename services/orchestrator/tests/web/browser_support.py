@@ -61,6 +61,7 @@ class Visitor:
     server: LiveServer
     requests: list[str]
     name: str
+    problems: list[str] = field(default_factory=list)
 
     def goto(self, path: str) -> Response | None:
         return self.page.goto(self.server.url(path))
@@ -84,6 +85,10 @@ class Visitor:
     def assert_only_loopback(self) -> None:
         outside = [url for url in self.requests if not is_loopback(url)]
         assert not outside, f"requests left 127.0.0.1: {outside}"
+
+    def assert_no_script_errors(self) -> None:
+        """No uncaught exception, and nothing the Content-Security-Policy had to block."""
+        assert not self.problems, self.problems
 
     # --- the journey ---
 

@@ -135,6 +135,15 @@ def new_visitor(
         page = context.new_page()
         name = f"{test_name}-{label}" if label else test_name
         visitor = Visitor(context, page, live_server, requests, name)
+        page.on("pageerror", lambda error: visitor.problems.append(f"uncaught: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                visitor.problems.append(f"console: {message.text}")
+                if "Content Security Policy" in message.text or "Refused to" in message.text
+                else None
+            ),
+        )
         visitors.append(visitor)
         return visitor
 
@@ -142,6 +151,7 @@ def new_visitor(
     try:
         for visitor in visitors:
             visitor.assert_only_loopback()
+            visitor.assert_no_script_errors()
     finally:
         for visitor in visitors:
             visitor.context.close()
