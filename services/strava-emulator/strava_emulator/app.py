@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 
-from strava_emulator import admin, api, oauth
+from strava_emulator import admin, oauth
 from strava_emulator.config import EmulatorConfig
 from strava_emulator.errors import JSON_CONTENT_TYPE, StravaError
 from strava_emulator.gateway import StravaGateway
@@ -29,8 +29,8 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
         return Response(exc.body, status_code=exc.status, media_type=JSON_CONTENT_TYPE)
 
     app.add_exception_handler(StravaError, strava_error)
-    app.include_router(oauth.router)  # before api: its /api/v3/oauth/* aliases win
-    app.include_router(api.router)
+    # /api/v3 itself is answered by the gateway (strava_emulator.api), not by routes.
+    app.include_router(oauth.router)
     app.include_router(admin.router)
     app.add_middleware(StravaGateway, state=state)
     return app

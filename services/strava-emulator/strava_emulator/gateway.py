@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strava_emulator import errors
+from strava_emulator import api, errors
 from strava_emulator.clock import isoformat_z
 from strava_emulator.faults import TIMEOUT_SECONDS, FaultRule
 from strava_emulator.state import EmulatorState
@@ -142,6 +142,14 @@ class StravaGateway:
                 send, rule.status, fault_for_status(rule.status), errors.JSON_CONTENT_TYPE, headers
             )
             return
+        if api.handles(path):
+            request = api.ApiRequest(method, path, query, _header(scope, b"authorization"))
+            status, body = api.respond(state, request)
+            scope.setdefault("state", {})["athlete_id"] = request.athlete_id
+            if rule is not None:
+                body = _rewrite(rule, status, body)
+            await _respond(send, status, body, errors.JSON_CONTENT_TYPE, headers)
+            return
         if rule is not None:  # malformed_json / short_page rewrite the real answer
             await self._rewritten(scope, receive, send, rule, headers)
             return
@@ -174,11 +182,25 @@ class StravaGateway:
             (v.decode() for k, v in start.get("headers", []) if k.lower() == b"content-type"),
             errors.JSON_CONTENT_TYPE,
         )
-        if status == 200 and rule.kind == "malformed_json":
-            body = body[: max(1, len(body) // 2)]
-        elif status == 200 and rule.kind == "short_page":
-            body = _shorten(body)
-        await _respond(send, status, body, content_type, headers)
+        await _respond(send, status, _rewrite(rule, status, body), content_type, headers)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _rewrite(rule: FaultRule, status: int, body: bytes) -> bytes:
+    """Spoil a successful answer as the rule says; errors pass unchanged."""
+    if status != 200:
+        return body
+    if rule.kind == "malformed_json":
+        return body[: max(1, len(body) // 2)]
+    if rule.kind == "short_page":
+        return _shorten(body)
+    return body
 
 
 def _shorten(body: bytes) -> bytes:
