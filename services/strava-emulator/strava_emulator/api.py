@@ -109,8 +109,10 @@ def list_activities(state: EmulatorState, request: ApiRequest) -> bytes:
     for name, value in (("after", after), ("before", before)):
         if value is not None and value > horizon:
             raise errors.future_timestamp(name)
-    page = max(_int_param(request, "page") or 1, 1)
-    per_page = min(max(_int_param(request, "per_page") or DEFAULT_PER_PAGE, 1), MAX_PER_PAGE)
+    page = _int_param(request, "page") or 1
+    page = page if page >= 1 else 1
+    per_page = _int_param(request, "per_page") or DEFAULT_PER_PAGE
+    per_page = min(per_page if per_page >= 1 else DEFAULT_PER_PAGE, MAX_PER_PAGE)
 
     store = state.store
     athlete = store.athlete(token.athlete_id)
