@@ -6,7 +6,7 @@ activities are only scheduled when first asked for), cheap for 10,000 athletes, 
 across runs with the same seed. Two levels keep it fast:
 
 * :func:`schedule_day` decides only what the store needs to filter and page (id, start,
-  duration, visibility): a few microseconds per activity;
+  duration, visibility): tens of microseconds per activity;
 * :func:`build_summary` / :func:`build_detail` fill in the full Strava representation (heart
   rate, cadence, polyline, ...) from the activity's own seed when it is first served.
 """
@@ -817,28 +817,34 @@ def _name(act: Activity, athlete: Athlete, rng: Rng) -> str:
     return f"{_daypart(act.local_ts % 86_400 // 3600)} {word}"
 
 
-def _route(athlete: Athlete, act: Activity, rng: Rng) -> list[tuple[float, float]]:
-    """A plausible wobbly loop whose length is roughly the activity's distance."""
+def _route(athlete: Athlete, act: Activity, rng: Rng) -> list[tuple[int, int]]:
+    """A plausible wobbly loop whose length is roughly the activity's distance, as
+    (lat, lng) in integer 1e-5 degrees: the polyline's own precision, so no float rounding."""
     if act.kind == "virtual":
         lat0, lng0 = WATOPIA
     else:
         lat0 = athlete.home.lat + rng.uniform(-0.02, 0.02)
         lng0 = athlete.home.lng + rng.uniform(-0.02, 0.02)
     radius_m = max(act.distance, 400.0) / (2 * math.pi)
-    points = min(80, 12 + int(act.distance / 400))
-    lat_m = 1 / 111_320
-    lng_m = 1 / (111_320 * max(0.2, math.cos(math.radians(lat0))))
+    # Summary polylines are coarse; ~1 point per 400 m keeps the shape and the cost down.
+    points = min(48, 10 + int(act.distance / 400))
+    lat_k = 1e5 / 111_320 * rng.uniform(0.6, 1.4)  # the factor stretches the loop
+    lng_k = 1e5 / (111_320 * max(0.2, math.cos(math.radians(lat0)))) * rng.uniform(0.6, 1.4)
     phase = rng.uniform(0, 2 * math.pi)
-    stretch = rng.uniform(0.6, 1.4)
-    wobble = [rng.uniform(0.85, 1.15) for _ in range(points)]
-    out: list[tuple[float, float]] = []
+    sin0, cos0 = math.sin(phase), math.cos(phase)
+    step = 2 * math.pi / points
+    lat_e5, lng_e5 = round(lat0 * 1e5), round(lng0 * 1e5)
+    out: list[tuple[int, int]] = []
     for index in range(points + 1):
-        angle = phase + 2 * math.pi * index / points
-        r = radius_m * wobble[index % points]
-        # Loop starts and ends near the start point, which lies on the circle.
-        dy = r * (math.sin(angle) - math.sin(phase)) * stretch
-        dx = r * (math.cos(angle) - math.cos(phase)) / stretch
-        out.append((round(lat0 + dy * lat_m, 6), round(lng0 + dx * lng_m, 6)))
+        angle = phase + step * index
+        r = radius_m * (0.85 + 0.3 * rng.random()) if index < points else radius_m
+        # The loop starts and ends at the start point, which lies on the circle.
+        out.append(
+            (
+                lat_e5 + int(r * (math.sin(angle) - sin0) * lat_k),
+                lng_e5 + int(r * (math.cos(angle) - cos0) * lng_k),
+            )
+        )
     return out
 
 
@@ -898,9 +904,10 @@ def build_summary(seed: int, athlete: Athlete, act: Activity) -> JSON:
     }
     if has_gps:
         route = _route(athlete, act, rng)
-        out["map"]["summary_polyline"] = polyline.encode(route)
-        out["start_latlng"] = [round(route[0][0], 2), round(route[0][1], 2)]
-        out["end_latlng"] = [round(route[-1][0], 2), round(route[-1][1], 2)]
+        out["map"]["summary_polyline"] = polyline.encode_e5(route)
+        # Strava rounds start/end to 2 decimals in summaries.
+        out["start_latlng"] = [round(route[0][0] / 1e5, 2), round(route[0][1] / 1e5, 2)]
+        out["end_latlng"] = [round(route[-1][0] / 1e5, 2), round(route[-1][1] / 1e5, 2)]
     if is_run and not manual:
         out["gear_id"] = athlete.shoe_ids[1] if act.kind == "race" else athlete.shoe_ids[0]
         quality = act.kind in ("intervals", "workout", "race")

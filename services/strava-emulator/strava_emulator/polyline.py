@@ -5,25 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 
-def _encode_value(value: int, out: list[str]) -> None:
-    value = ~(value << 1) if value < 0 else value << 1
-    while value >= 0x20:
-        out.append(chr((0x20 | (value & 0x1F)) + 63))
-        value >>= 5
-    out.append(chr(value + 63))
-
-
 def encode(points: Iterable[Sequence[float]], precision: int = 5) -> str:
-    """Encode ``[(lat, lng), ...]``; deltas between rounded points, 5 decimals like Strava."""
+    """Encode ``[(lat, lng), ...]`` in degrees; 5 decimals, like Strava."""
     factor = 10**precision
+    return encode_e5((round(lat * factor), round(lng * factor)) for lat, lng in points)
+
+
+def encode_e5(points: Iterable[tuple[int, int]]) -> str:
+    """Encode points already scaled to integers (the format's deltas of rounded values).
+
+    Hot in the generator, hence the inlined loop."""
     out: list[str] = []
+    append = out.append
     prev_lat = prev_lng = 0
     for lat, lng in points:
-        ilat = round(lat * factor)
-        ilng = round(lng * factor)
-        _encode_value(ilat - prev_lat, out)
-        _encode_value(ilng - prev_lng, out)
-        prev_lat, prev_lng = ilat, ilng
+        for delta in (lat - prev_lat, lng - prev_lng):
+            value = ~(delta << 1) if delta < 0 else delta << 1
+            while value >= 0x20:
+                append(chr((0x20 | (value & 0x1F)) + 63))
+                value >>= 5
+            append(chr(value + 63))
+        prev_lat, prev_lng = lat, lng
     return "".join(out)
 
 
