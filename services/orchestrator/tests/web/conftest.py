@@ -166,3 +166,44 @@ def visitor(new_visitor: Callable[..., Visitor]) -> Visitor:
 def web_athlete(emulator: EmulatorHandle) -> dict[str, Any]:
     """A fresh emulator athlete with a known name (the consent page lists it by id)."""
     return emulator.admin.create_athlete(firstname="Jane", lastname="Doe")
+
+
+@pytest.fixture(scope="session")
+def web_worker(live_server: LiveServer, redis_url: str) -> Iterator[None]:
+    """A real Celery worker (in a thread of this process) on Redis and a queue of our own, with
+    the live API publishing to it. Scenarios that need synced data take this fixture."""
+    import uuid
+
+    from app.config import get_settings
+    from app.strava import tasks
+    from app.worker import celery_app, configure
+    from celery.contrib.testing.worker import start_worker
+
+    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "SYNC_QUEUE")}
+    os.environ["REDIS_URL"] = redis_url
+    # Our own queue: another test session on the same Redis must not take these messages.
+    os.environ["SYNC_QUEUE"] = f"web-tests-{uuid.uuid4().hex[:8]}"
+    get_settings.cache_clear()
+    configure(celery_app, get_settings())
+    tasks.reset_runtime()
+    try:
+        with start_worker(
+            celery_app,
+            pool="solo",
+            concurrency=1,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=10,
+        ):
+            live_server.worker_enqueue = tasks.enqueue_sync
+            yield
+    finally:
+        live_server.worker_enqueue = None
+        tasks.reset_runtime()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        configure(celery_app, get_settings())

@@ -308,3 +308,88 @@ def _set_link_error(runner_id: uuid.UUID, code: str, *, retry_at: datetime | Non
             .where(StravaLink.runner_id == runner_id)
             .values(error_code=code, error_message=None, error_retry_at=retry_at)
         )
+
+
+# --- with a real worker: synced runs, and a grant revoked on Strava ---
+
+
+def _expect_synced(visitor: Visitor) -> dict[str, Any]:
+    """Wait (auto-waiting expect) until the page shows a finished sync; return the API's view."""
+    page = visitor.page
+    expect(page.locator("body")).to_have_attribute("data-sync-state", "idle")
+    expect(page.locator("#last-sync")).to_have_text("just now")
+    summary: dict[str, Any] = visitor.api("GET", "/api/v1/profile/summary")
+    return summary
+
+
+def test_happy_path_from_an_empty_browser_to_synced_runs(
+    visitor: Visitor, web_worker: None, emulator: EmulatorHandle
+) -> None:
+    athlete = emulator.admin.create_athlete(firstname="Jane", lastname="Doe")
+    strava_ids = {activity["id"] for activity in emulator.admin.list_activities(athlete["id"])}
+    page = visitor.page
+
+    visitor.goto("/")
+    expect(page).to_have_url(visitor.server.url("/onboarding/profile"))
+    assert page.evaluate("localStorage.length") == 0
+    page.get_by_label("Your name").fill("Jane Runner")
+    page.get_by_label("Weekly distance goal").fill("42")
+    visitor.snap("1-profile")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Connect Strava")).to_be_visible()
+    visitor.snap("2-connect")
+
+    visitor.open_consent()
+    visitor.snap("3-consent")
+    visitor.decide(athlete["id"])
+    expect(page.locator("#linked-as")).to_have_text("Linked as Jane D.")
+    visitor.snap("4-linked")
+
+    visitor.continue_to_summary()
+    summary = _expect_synced(visitor)
+    training = summary["training"]
+    assert training["runs"] > 0, "the generated athlete has runs in the last 28 days"
+    expect(page.locator("#strava-badge")).to_have_text("Connected")
+    expect(page.locator("#athlete-name")).to_have_text("Jane D.")
+    expect(page.locator("#stat-runs")).to_have_text(str(training["runs"]))
+    expect(page.locator("#stat-distance")).to_contain_text(" km")
+    expect(page.locator("#weeks > li")).to_have_count(4)
+    expect(page.locator("#goal-line")).to_have_text("Weekly goal: 42 km")
+
+    workouts = visitor.api("GET", "/api/v1/workouts?limit=5")["items"]
+    links = page.get_by_role("link", name=re.compile("^View on Strava"))
+    expect(links).to_have_count(len(workouts))
+    hrefs = [links.nth(index).get_attribute("href") for index in range(len(workouts))]
+    assert hrefs == [f"https://www.strava.com/activities/{w['source_id']}" for w in workouts]
+    assert {w["source_id"] for w in workouts} <= strava_ids
+    expect(page.get_by_text("Powered by Strava")).to_be_visible()
+    visitor.snap("5-summary")
+
+
+def test_revoked_on_strava_then_sync_shows_reconnect_and_reconnecting_fixes_it(
+    visitor: Visitor, web_worker: None, emulator: EmulatorHandle, web_athlete: dict[str, Any]
+) -> None:
+    visitor.submit_profile()
+    visitor.link_strava(web_athlete["id"])
+    visitor.continue_to_summary()
+    _expect_synced(visitor)
+    page = visitor.page
+
+    emulator.admin.revoke(web_athlete["id"])
+    page.get_by_role("button", name="Sync now").click()
+
+    expect(page.locator("#strava-badge")).to_have_text("Action needed")
+    reconnect = page.get_by_role("button", name="Reconnect Strava")
+    expect(reconnect).to_be_visible()
+    expect(page.locator("#live")).to_contain_text("Strava")
+    visitor.snap("revoked")
+
+    reconnect.click()
+    expect(page).to_have_url(re.compile(r"/oauth/mobile/authorize\?"))
+    visitor.decide(web_athlete["id"])
+    expect(page.locator("#linked-as")).to_have_text("Linked as Jane D.")
+    visitor.continue_to_summary()
+    _expect_synced(visitor)
+    expect(page.locator("#strava-badge")).to_have_text("Connected")
+    expect(page.locator("#strava-error")).to_be_hidden()
+    visitor.snap("reconnected")

@@ -245,7 +245,7 @@ const number1Fixed = new Intl.NumberFormat(undefined, {
 
 export function km(meters, { fixed = false } = {}) {
   const value = (meters ?? 0) / 1000;
-  return `${(fixed ? number1Fixed : number1).format(value)} km`;
+  return `${(fixed ? number1Fixed : number1).format(value)}\u00a0km`; // no line break before the unit
 }
 
 export function duration(seconds) {
@@ -253,7 +253,7 @@ export function duration(seconds) {
   const hours = Math.floor(total / 3600);
   const minutes = Math.floor((total % 3600) / 60);
   const secs = total % 60;
-  if (hours > 0) return `${hours} h ${String(minutes).padStart(2, "0")} min`;
+  if (hours > 0) return `${hours}h\u00a0${String(minutes).padStart(2, "0")}m`;
   return `${minutes}:${String(secs).padStart(2, "0")}`;
 }
 
@@ -263,8 +263,8 @@ export function pace(meters, seconds) {
   const minutes = Math.floor(perKm / 60);
   const secs = Math.round(perKm % 60);
   return secs === 60
-    ? `${minutes + 1}:00 /km`
-    : `${minutes}:${String(secs).padStart(2, "0")} /km`;
+    ? `${minutes + 1}:00\u00a0/km`
+    : `${minutes}:${String(secs).padStart(2, "0")}\u00a0/km`;
 }
 
 /** Parse an API timestamp; a value without an offset is UTC. */

@@ -5,6 +5,7 @@ import {
   api,
   athleteName,
   clockTime,
+  describeProblem,
   duration,
   focusHeading,
   getToken,
@@ -89,12 +90,22 @@ function errorCopy(strava) {
     };
   }
   const titles = {
-    reconnect: "Reconnect Strava",
-    retry: "The last sync did not finish",
-    none: "Strava sync is paused",
+    revoked: "Coach George's access was removed on Strava",
+    reauth_required: "Strava needs you to connect again",
+    insufficient_scope: "Some of your runs are missing",
+    sync_failed: "The last sync did not finish",
+    key_unavailable: "Syncing is paused",
   };
-  const title = strava.status === "not_linked" ? "Strava was not connected" : titles[error.action];
-  return { title: title ?? "Something needs your attention", text: error.message };
+  const byAction = {
+    reconnect: "Reconnect Strava to keep syncing",
+    retry: "The last sync did not finish",
+    none: "Syncing is paused",
+  };
+  if (strava.status === "not_linked") {
+    return { title: describeProblem(error.code, error.message).title, text: error.message };
+  }
+  const title = titles[error.code] ?? byAction[error.action] ?? "Something needs your attention";
+  return { title, text: error.message };
 }
 
 function renderStrava(strava) {
@@ -149,7 +160,7 @@ function weekLabel(date, index, count) {
   return date.toLocaleDateString(undefined, { day: "numeric", month: "short" });
 }
 
-function renderLoad(training, strava) {
+function renderLoad(training, strava, goalKm) {
   const card = $("load-card");
   card.hidden = strava.status === "not_linked";
   if (card.hidden) return;
@@ -174,7 +185,11 @@ function renderLoad(training, strava) {
   setText("stat-longest", km(training.longest_run_m));
   setText("stat-time", duration(training.moving_time_s));
 
-  const max = Math.max(0, ...training.weeks.map((week) => week.distance_m));
+  const goal = goalKm ? goalKm * 1000 : 0;
+  const max = Math.max(goal, ...training.weeks.map((week) => week.distance_m));
+  const goalKey = $("goal-key");
+  goalKey.hidden = !goal;
+  goalKey.textContent = goal ? `Goal ${km(goal)}` : "";
   const bars = training.weeks.map((week, index) => {
     const item = document.createElement("li");
     item.className = "bar";
@@ -192,6 +207,12 @@ function renderLoad(training, strava) {
     // CSSOM, not a style attribute: allowed under the page's style-src 'self' policy.
     fill.style.height = `${week.distance_m > 0 ? Math.max(3, share * 100) : 0}%`;
     track.append(fill);
+    if (goal) {
+      const mark = document.createElement("span");
+      mark.className = "goal-mark";
+      mark.style.bottom = `${(goal / max) * 100}%`;
+      track.append(mark);
+    }
     const name = document.createElement("span");
     name.className = "bar-label";
     name.textContent = label;
@@ -298,7 +319,7 @@ function render(summary, workouts) {
   $("loading").hidden = true;
   renderProfile(summary.profile);
   renderStrava(summary.strava);
-  renderLoad(summary.training, summary.strava);
+  renderLoad(summary.training, summary.strava, summary.profile.weekly_distance_goal_km);
   renderWorkouts(workouts, summary.strava);
   announceChanges(summary);
   previous = summary;
