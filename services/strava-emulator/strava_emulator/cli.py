@@ -38,7 +38,18 @@ def serve(
         history_days=history_days,
     )
     typer.echo(f"strava-emulator listening on http://{host}:{port} (seed {seed})")
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+    )
+    server.run()
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import itertools
 from dataclasses import dataclass, field
@@ -33,9 +35,32 @@ class FaultRule:
         return all(query.get(key) == value for key, value in self.query.items())
 
 
+class HeldRequests:
+    """Requests parked by ``timeout`` faults. Released early when the server stops, so a
+    shutdown neither waits for them nor has to cancel them (and log tracebacks)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._release: asyncio.Event | None = None
+
+    async def hold(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._release is None or self._loop is not loop:
+            self._loop, self._release = loop, asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._release.wait(), seconds)
+
+    def release_all(self) -> None:
+        """Thread-safe: called from outside the server's event loop."""
+        loop, release = self._loop, self._release
+        if loop is not None and release is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(release.set)
+
+
 class FaultRegistry:
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
+        self.held = HeldRequests()
         self._ids = itertools.count(1)
 
     def add(

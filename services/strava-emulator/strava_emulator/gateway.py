@@ -115,7 +115,7 @@ class StravaGateway:
         if rule is not None:
             if rule.kind == "timeout":
                 # Holds only this request's task; the event loop keeps serving others.
-                await asyncio.sleep(TIMEOUT_SECONDS)
+                await state.faults.held.hold(TIMEOUT_SECONDS)
                 await _respond(send, 504, cloudfront_page(504), "text/html")
                 return
             if rule.kind == "non_json":
@@ -128,9 +128,8 @@ class StravaGateway:
                 await asyncio.sleep(rule.latency_ms / 1000)
                 rule = None
 
-        limited = is_rate_limited(path)
         headers: Headers = []
-        if limited:
+        if is_rate_limited(path):
             allowed, headers = state.limiter.hit(state.clock.now_ts())
             if not allowed:
                 await _respond(
@@ -145,7 +144,7 @@ class StravaGateway:
         if api.handles(path):
             request = api.ApiRequest(method, path, query, _header(scope, b"authorization"))
             status, body = api.respond(state, request)
-            scope.setdefault("state", {})["athlete_id"] = request.athlete_id
+            scope["state"]["athlete_id"] = request.athlete_id
             if rule is not None:
                 body = _rewrite(rule, status, body)
             await _respond(send, status, body, errors.JSON_CONTENT_TYPE, headers)

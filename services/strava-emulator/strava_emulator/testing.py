@@ -245,6 +245,7 @@ def run_emulator(config: EmulatorConfig | None = None) -> Iterator[EmulatorHandl
         yield EmulatorHandle(base_url=base_url, config=config, admin=admin)
     finally:
         admin.close()
+        app.state.emulator.faults.held.release_all()  # don't wait out `timeout` faults
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
