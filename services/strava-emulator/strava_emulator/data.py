@@ -553,6 +553,7 @@ class Activity:
     """Local wall-clock start as if it were UTC epoch seconds: Strava's ``start_date_local``."""
     flags: int = 0
     summary_dict: JSON | None = None
+    """Only for activities edited or created through the admin API."""
     detail_extra: JSON | None = None
     """Detail-only fields set through the admin API (e.g. ``description``)."""
     summary_json: bytes | None = None

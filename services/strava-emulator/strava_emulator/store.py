@@ -148,10 +148,16 @@ class Store:
     # ------------------------------------------------------------------ representations
 
     def summary(self, act: Activity) -> JSON:
+        """The summary dict. Generated activities rebuild it on demand (it is a pure function
+        of the seed) and only their JSON is cached: dicts would cost ~3x the memory."""
+        if act.summary_dict is not None:
+            return act.summary_dict
+        return data.build_summary(self.config.seed, self.athletes[act.athlete_id], act)
+
+    def _editable_summary(self, act: Activity) -> JSON:
+        """Pin the dict on the activity: admin edits live only there from now on."""
         if act.summary_dict is None:
-            act.summary_dict = data.build_summary(
-                self.config.seed, self.athletes[act.athlete_id], act
-            )
+            act.summary_dict = self.summary(act)
         return act.summary_dict
 
     def summary_json(self, act: Activity) -> bytes:
@@ -191,7 +197,7 @@ class Store:
             local_ts=int(start.timestamp()) + offset_s,
         )
         self.next_admin_activity_id += 1
-        self.summary(act)
+        self._editable_summary(act)
         self.activities[act.id] = act
         self._apply(athlete, act, fields)
         hist.insert(act)
@@ -201,7 +207,7 @@ class Store:
         athlete = self.athletes[act.athlete_id]
         hist = self.history(athlete)
         hist.remove(act)
-        self.summary(act)
+        self._editable_summary(act)
         self._apply(athlete, act, fields)
         hist.insert(act)
         return act
@@ -213,7 +219,7 @@ class Store:
 
     def _apply(self, athlete: Athlete, act: Activity, fields: dict[str, Any]) -> None:
         """Merge admin-supplied fields and keep the derived ones consistent."""
-        summary = self.summary(act)
+        summary = self._editable_summary(act)
         fields = dict(fields)
         detail_only: dict[str, Any] = {
             key: fields.pop(key) for key in ("description", "calories") if key in fields
