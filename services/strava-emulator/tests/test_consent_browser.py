@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-
 from strava_emulator.testing import EmulatorHandle
 
 pytestmark = pytest.mark.browser
