@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
@@ -370,9 +370,6 @@ class Athlete:
     shoe_ids: tuple[str, str]
     bike_id: str | None
     unknown_sport: str
-    anchor_ts: float | None = None
-    """Emulator time when the history was first scheduled; the window ends there."""
-    extra: JSON = field(default_factory=dict)
 
     def summary(self) -> JSON:
         """SummaryAthlete (resource_state 2), the key set recorded in the token exchange."""

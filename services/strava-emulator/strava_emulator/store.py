@@ -100,8 +100,8 @@ class Store:
         hist = self.histories.get(athlete.id)
         today = data.local_epoch_day(athlete, now_ts)
         if hist is None:
+            # The window ends at the first use, so a clock moved before then is honoured.
             hist = self.histories[athlete.id] = History()
-            athlete.anchor_ts = now_ts
             window_start = now_ts - athlete.history_days * 86_400
             first_day = data.local_epoch_day(athlete, window_start)
             specials = data.specials_for(self.config.seed, athlete, today)
