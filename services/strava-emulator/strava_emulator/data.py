@@ -13,6 +13,7 @@ across runs with the same seed. Two levels keep it fast:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -603,9 +604,7 @@ def schedule_day(seed: int, athlete: Athlete, epoch_day: int, special: int = 0) 
     run_flags = special & ~(F_MANUAL | F_UNKNOWN_SPORT | F_TREADMILL)
     day_ts = epoch_day * 86_400
     # One UTC offset per day; activities start after 05:00, past any DST switch.
-    noon = datetime.fromtimestamp(day_ts + 43_200, UTC).replace(tzinfo=None)
-    offset = zone(athlete.home.tz_name).utcoffset(noon)
-    offset_s = int(offset.total_seconds()) if offset is not None else 0
+    offset_s = _noon_offset(athlete.home.tz_name, epoch_day)
 
     out: list[Activity] = []
     not_before = day_ts
@@ -760,6 +759,14 @@ def _schedule_one(
         local_ts=local_ts,
         flags=flags,
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _noon_offset(tz_name: str, epoch_day: int) -> int:
+    """UTC offset (s) at local noon; shared by every athlete in the zone (hence cached)."""
+    noon = datetime.fromtimestamp(epoch_day * 86_400 + 43_200, UTC).replace(tzinfo=None)
+    offset = zone(tz_name).utcoffset(noon)
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _offset_at(athlete: Athlete, local_ts: int) -> int:
