@@ -37,18 +37,23 @@ def build_strava_client(settings: Settings, http: httpx2.Client) -> StravaClient
 
 
 def _response_hook(settings: Settings) -> Callable[[ResponseInfo], None]:
-    """The API's own Strava calls (code exchange, deauthorize) count in the metrics and in the
-    rate budget the workers share."""
+    """The API's own Strava calls (code exchange, deauthorize) count in the metrics and, on
+    Redis, in the rate budget the workers share.
+
+    The embedded (database) budget is left out here: its write would wait on the request's own
+    SQLite write lock. Strava's usage headers are absolute counts, so the next worker response
+    brings the budget up to date anyway.
+    """
     from app.clock import utcnow
     from app.db import get_sessionmaker
     from app.strava.budget import from_settings
     from app.telemetry import observe_strava_response
 
-    budget = from_settings(settings, get_sessionmaker())
+    budget = from_settings(settings, get_sessionmaker()) if settings.redis_url else None
 
     def hook(info: ResponseInfo) -> None:
         observe_strava_response(info)
-        if info.rate_limit is not None:
+        if budget is not None and info.rate_limit is not None:
             budget.record(info.rate_limit, utcnow())
 
     return hook
