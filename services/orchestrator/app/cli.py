@@ -18,12 +18,30 @@ cli = typer.Typer(help="Coach George orchestrator.", no_args_is_help=True, add_c
 console = Console(stderr=True)
 
 
+def _metrics_dir(*, wipe: bool = False) -> None:
+    """prometheus_client's multiprocess mode (see app/telemetry.py): set before it is imported.
+
+    `dev` starts every process, so it starts from an empty directory; `serve`, `worker` and
+    `beat` started on their own share whatever PROMETHEUS_MULTIPROC_DIR says (default
+    var/prometheus), like processes of one deployment on one machine."""
+    import shutil
+    from pathlib import Path
+
+    from app.config import VAR_DIR
+
+    path = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+    if wipe and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the HTTP API."""
+    _metrics_dir()
     import uvicorn
 
     from app.main import create_app
@@ -44,8 +62,10 @@ def migrate() -> None:
 @cli.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
 ) -> None:
     """Run a Celery worker (sync tasks)."""
+    _metrics_dir()
     from app.worker import celery_app
 
     celery_app.worker_main(
@@ -53,6 +73,8 @@ def worker(
             "worker",
             "--loglevel=INFO",
             f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--queues={get_settings().sync_queue}",
             "--without-gossip",
             "--without-mingle",
         ]
@@ -62,6 +84,7 @@ def worker(
 @cli.command()
 def beat() -> None:
     """Run Celery beat (hourly fan-out; redbeat on Redis so a standby beat can take over)."""
+    _metrics_dir()
     from app.worker import beat_arguments, celery_app
 
     celery_app.start(["beat", "--loglevel=INFO", *beat_arguments()])
@@ -107,6 +130,8 @@ def dev(
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("SANDBOX_EMULATOR_URL", f"http://127.0.0.1:{emulator_port}")
     os.environ.update(env)
+    _metrics_dir(wipe=True)  # the API's /metrics then shows the worker's metrics too
+    env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     get_settings.cache_clear()
     settings = get_settings()
     if not settings.sandbox:
@@ -114,8 +139,10 @@ def dev(
         raise typer.Exit(2)
 
     from app.migrations import upgrade
+    from app.worker import prepare_embedded_broker
 
     upgrade()
+    prepare_embedded_broker(settings)
     exe = [sys.executable, "-m", "app.cli"]
     # The deep link's host is `oauth`: Strava matches it against the callback domain
     # (strava-api.md §1.5), so that is the sandbox app's callback domain.

@@ -20,6 +20,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from app.config import VAR_DIR, Settings, get_settings
+from app.models import import_all_models
 
 
 def broker_url(settings: Settings) -> str:
@@ -31,8 +32,9 @@ def broker_url(settings: Settings) -> str:
 
 def _transport_options(settings: Settings) -> dict[str, Any]:
     if not settings.redis_url:
-        # The SQLAlchemy transport polls its table; it has no visibility timeout.
-        return {"polling_interval": 1.0}
+        # Handed to SQLAlchemy's create_engine by the transport: wait for SQLite's write lock
+        # (the API publishes while the worker polls) instead of failing at once.
+        return {"connect_args": {"timeout": 30}}
     visibility = settings.broker_visibility_timeout_seconds
     options: dict[str, Any] = {
         "visibility_timeout": visibility,
@@ -87,6 +89,14 @@ def configure(celery: Celery, settings: Settings) -> None:
         redbeat_lock_timeout=max(60, int(settings.sync_tick_seconds * 5)),
         beat_max_loop_interval=min(5.0, settings.sync_tick_seconds),
     )
+    if "amqp" in celery.__dict__:
+        # Reconfigured after use (tests switch brokers and queues): forget what was derived from
+        # the old settings, i.e. kombu's pooled broker connections and the declared queues.
+        from kombu import pools
+
+        pools.reset()
+        celery._after_fork()
+        celery.__dict__.pop("amqp", None)
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -95,7 +105,16 @@ def create_celery(settings: Settings) -> Celery:
     return celery
 
 
+# Every mapped table, so relationships and foreign keys resolve in a worker that imports only
+# the tasks' own modules.
+import_all_models()
 celery_app = create_celery(get_settings())
+
+
+def reconfigure(settings: Settings) -> None:
+    """Point this process's Celery app at other settings (tests switch brokers): pooled broker
+    connections of the old settings are closed, so the next publish uses the new ones."""
+    configure(celery_app, settings)
 
 
 def _fresh_connections(**_: Any) -> None:
@@ -131,6 +150,18 @@ def broker_available(timeout_s: float = 1.0) -> bool:
         )
     except redis.RedisError:
         return False
+
+
+def prepare_embedded_broker(settings: Settings) -> None:
+    """Create the embedded broker's tables and queue once, before its processes start.
+
+    kombu's SQLAlchemy transport creates a queue row on first use; a worker, beat and the API
+    starting together race on it (UNIQUE constraint failed: kombu_queue.name) and the worker dies.
+    """
+    if settings.redis_url:
+        return
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_declare(queue=settings.sync_queue)
 
 
 def beat_arguments() -> list[str]:

@@ -269,13 +269,16 @@ def _aware(value: datetime) -> datetime:
 
 # --- Redis (production) -----------------------------------------------------------------------
 
-# KEYS: limits, short counters, daily counters, block. ARGV: reserve, short ttl, daily ttl.
-# Returns {0} when a request was counted, {1, until_ms, window} when refused.
+# KEYS: limits, short counters, daily counters, block. ARGV: reserve, short ttl, daily ttl,
+# now (ms). Returns {0} when a request was counted, {1, until_ms, window} when blocked, {2, 0,
+# window} when the window's share is spent.
 _ACQUIRE = """
 local blocked = redis.call('GET', KEYS[4])
 if blocked then
   local until_ms, window = string.match(blocked, '([^|]+)|(.+)')
-  return {1, until_ms, window}
+  if tonumber(until_ms) > tonumber(ARGV[4]) then
+    return {1, until_ms, window}
+  end
 end
 local reserve = tonumber(ARGV[1])
 local function cap(limit)
@@ -354,7 +357,12 @@ class RedisBudget:
     def acquire(self, now: datetime) -> None:
         result: list[Any] = self._acquire(
             keys=list(self._keys(now)),
-            args=[self._reserve, SHORT_SECONDS * 2, DAY_SECONDS * 2],
+            args=[
+                self._reserve,
+                SHORT_SECONDS * 2,
+                DAY_SECONDS * 2,
+                int(now.timestamp() * 1000),
+            ],
         )
         if int(result[0]) == 0:
             return

@@ -167,13 +167,19 @@ def get_status(
 def request_sync(
     session: Session, runner_id: uuid.UUID, trigger: str, *, enqueue: Enqueue
 ) -> SyncRun:
-    """Queue a sync of the runner's window, or return the one already queued or running."""
+    """Queue a sync of the runner's window, or return the one already queued or running.
+
+    A manual request with the broker down is refused (ServiceUnavailable: 503 + Retry-After)
+    before anything is written, when `enqueue` can tell (an `available()` probe)."""
     link = get_link(session, runner_id, for_update=True)
     if link is None:
         raise NotLinked()
     active = _active_sync(session, runner_id)
     if active is not None:
         return active
+    available = getattr(enqueue, "available", None)
+    if trigger == "manual" and available is not None and not available():
+        raise ServiceUnavailable("Syncing is unavailable right now. Try again in a minute.")
     run = SyncRun(
         id=uuid.uuid4(), runner_id=runner_id, trigger=trigger, state="queued", created_at=utcnow()
     )
@@ -185,20 +191,18 @@ def request_sync(
 
 
 def _dispatch(run_id: uuid.UUID, trigger: str, enqueue: Enqueue) -> None:
-    """Send the task once the run is committed. With the broker down, a manual request is
-    withdrawn and answered 503 (the runner may retry; no run is left stuck in `queued`); a link or
-    scheduled sync stays queued and the beat tick's recovery enqueues it again."""
+    """Send the task once the run is committed. Never raises: if the broker went away since, the
+    run stays queued and the beat tick's recovery sends it again (scheduling.py)."""
     try:
         enqueue(run_id)
-    except ServiceUnavailable:
-        if trigger != "manual":
-            log.warning("strava.sync_enqueue_deferred", sync_run_id=str(run_id), trigger=trigger)
-            return
-        from app.db import session_scope
-
-        with session_scope() as session:
-            session.execute(delete(SyncRun).where(SyncRun.id == run_id, SyncRun.state == "queued"))
-        raise
+    except Exception as exc:
+        log.warning(
+            "strava.sync_enqueue_failed",
+            sync_run_id=str(run_id),
+            trigger=trigger,
+            error=type(exc).__name__,
+            detail=str(exc)[:200],
+        )
 
 
 def delete_strava_data(session: Session, runner_id: uuid.UUID) -> int:

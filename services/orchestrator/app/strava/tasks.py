@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 from app.config import get_settings
 from app.errors import ServiceUnavailable
 from app.strava import scheduling, sync
-from app.worker import celery_app
+from app.worker import broker_available, celery_app
 
 
 class BrokerUnavailable(ServiceUnavailable):
@@ -72,8 +72,20 @@ def deauthorize_pending() -> int:
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
-def enqueue_sync(sync_run_id: uuid.UUID) -> None:
-    try:
-        sync_runner.apply_async(args=[str(sync_run_id)], retry=True, retry_policy=_PUBLISH_RETRY)
-    except (OperationalError, OSError) as exc:
-        raise BrokerUnavailable(retry_after=30) from exc
+class CeleryEnqueue:
+    """service.Enqueue for Celery: send a sync run's task; `available()` probes the broker so
+    that a manual request can be refused (503) before a run is written."""
+
+    def __call__(self, sync_run_id: uuid.UUID) -> None:
+        try:
+            sync_runner.apply_async(
+                args=[str(sync_run_id)], retry=True, retry_policy=_PUBLISH_RETRY
+            )
+        except (OperationalError, OSError) as exc:
+            raise BrokerUnavailable(retry_after=30) from exc
+
+    def available(self) -> bool:
+        return broker_available()
+
+
+enqueue_sync = CeleryEnqueue()
