@@ -195,3 +195,51 @@ def tight_rate_limits(emulator: EmulatorHandle) -> Iterator[None]:
         overall_usage=(0, 0),
         read_usage=(0, 0),
     )
+
+
+# --- real Celery workers on Redis ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def worker_settings(
+    settings: Settings, redis_url: str, emulator: EmulatorHandle
+) -> Iterator[Settings]:
+    from workers import forget_redis_keys, worker_env_vars, worker_environment
+
+    with worker_environment(**worker_env_vars(redis_url)) as worker_settings:
+        yield worker_settings
+    forget_redis_keys(redis_url, worker_settings)
+
+
+@pytest.fixture(scope="module")
+def celery_worker(worker_settings: Settings) -> Iterator[Any]:
+    """A real Celery worker (solo pool) in a thread of this process, consuming the session's
+    own queue on Redis (celery.contrib.testing; no Docker)."""
+    import stamina
+    from app.worker import celery_app
+    from celery.contrib.testing.worker import start_worker
+
+    with (
+        stamina.set_testing(True, attempts=3, cap=True),
+        start_worker(
+            celery_app,
+            pool="solo",
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=60,
+        ) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture
+def worker_api(worker_settings: Settings, celery_worker: Any) -> Iterator[TestClient]:
+    """The API enqueueing through Celery for the worker above; an empty rate budget per test."""
+    from app.main import create_app
+    from app.strava import tasks
+    from fastapi.testclient import TestClient
+
+    tasks.runtime().budget.reset()
+    with TestClient(create_app(worker_settings)) as client:
+        yield client
+    tasks.runtime().budget.reset()
