@@ -94,7 +94,7 @@ def configure(celery: Celery, settings: Settings) -> None:
         # the old settings, i.e. kombu's pooled broker connections and the declared queues.
         from kombu import pools
 
-        pools.reset()
+        pools.reset()  # type: ignore[no-untyped-call]
         celery._after_fork()
         celery.__dict__.pop("amqp", None)
 

@@ -207,6 +207,7 @@ def deauthorize_pending(deps: SyncDeps, *, batch_size: int = 50) -> int:
         for pending in due:
             try:
                 access_token = open_pending_deauthorization(pending, deps.keyring)
+                recorder.flush()
                 deps.budget.acquire(utcnow())
                 client.deauthorize(access_token)
             except (BudgetSpent, RateLimited) as exc:
@@ -225,6 +226,7 @@ def deauthorize_pending(deps: SyncDeps, *, batch_size: int = 50) -> int:
             else:
                 session.delete(pending)
                 settled += 1
+    recorder.flush()
     if settled:
         DEAUTHORIZATIONS.labels("done").inc(settled)
     return settled

@@ -127,18 +127,27 @@ def close_deps(deps: SyncDeps) -> None:
 @dataclass
 class RunRecorder:
     """The client's `on_response` for one run: counts requests, keeps the last rate-limit
-    snapshot, feeds the shared budget and the metrics."""
+    snapshot, and feeds the metrics and (at `flush`) the shared budget.
+
+    The budget learns Strava's figures at `flush`, which the sync calls before its next request
+    and when the listing ends, never from inside the client: with the embedded budget that is a
+    database write, and it must not happen while a refresh holds the link's lock."""
 
     budget: RateBudget
     requests: int = 0
     snapshot: RateLimitSnapshot | None = None
+    _unrecorded: RateLimitSnapshot | None = None
 
     def __call__(self, info: ResponseInfo) -> None:
         self.requests += 1
         telemetry.observe_strava_response(info)
         if info.rate_limit is not None:
-            self.snapshot = info.rate_limit
-            self.budget.record(info.rate_limit, utcnow())
+            self.snapshot = self._unrecorded = info.rate_limit
+
+    def flush(self) -> None:
+        if self._unrecorded is not None:
+            snapshot, self._unrecorded = self._unrecorded, None
+            self.budget.record(snapshot, utcnow())
 
 
 def rate_limit_document(snapshot: RateLimitSnapshot | None) -> dict[str, list[int]] | None:
@@ -451,12 +460,16 @@ def run_sync(deps: SyncDeps, run_id: uuid.UUID, *, redelivered: bool = False) ->
         grant = tokens.access_grant(
             deps.sessions, link_id, client=client, keyring=deps.keyring, budget=deps.budget
         )
-        _list_window(deps, client, link_id, grant, after, listing)
+        _list_window(deps, client, recorder, link_id, grant, after, listing)
     except (StravaError, AppError, BudgetSpent, ListingTooLong) as exc:
         error = exc
     except Exception as exc:  # a bug or a time limit: record the run as failed, then re-raise
         log.exception("strava.sync_crashed", sync_run_id=str(run_id))
         error = exc
+    try:
+        recorder.flush()
+    except Exception:  # the budget's store is down: the run's own outcome matters more
+        log.exception("strava.budget_record_failed", sync_run_id=str(run_id))
 
     with session_scope(deps.sessions) as session:
         outcome, upserted, attempts = _write(
@@ -476,6 +489,7 @@ def run_sync(deps: SyncDeps, run_id: uuid.UUID, *, redelivered: bool = False) ->
 def _list_window(
     deps: SyncDeps,
     client: StravaClient,
+    recorder: RunRecorder,
     link_id: uuid.UUID,
     grant: tokens.AccessGrant,
     after: int,
@@ -486,6 +500,7 @@ def _list_window(
     while True:
         if page > MAX_PAGES:
             raise ListingTooLong(f"more than {MAX_PAGES} pages")
+        recorder.flush()
         deps.budget.acquire(utcnow())
         try:
             result = client.list_activities(
@@ -497,6 +512,7 @@ def _list_window(
             if refreshed:
                 raise ReauthRequired() from exc
             refreshed = True
+            recorder.flush()
             grant = tokens.access_grant(
                 deps.sessions,
                 link_id,

@@ -122,6 +122,13 @@ def _refresh_locked(
     budget: RateBudget,
 ) -> AccessGrant:
     refused: InvalidGrant | None = None
+    # Counted before the lock: the embedded budget writes to the database, which on SQLite
+    # would wait for the write lock the refresh below holds.
+    try:
+        budget.acquire(utcnow())
+    except BudgetSpent:
+        TOKEN_REFRESHES.labels("rate_limited").inc()
+        raise
     with session_scope(sessions) as session:
         link = lock_link(session, link_id)
         if link is None:
@@ -136,7 +143,6 @@ def _refresh_locked(
                 return grant
         credentials = open_link(link, keyring)
         try:
-            budget.acquire(now)
             tokens = client.refresh(credentials.refresh_token)
         except InvalidGrant as exc:
             refused = exc
@@ -144,7 +150,7 @@ def _refresh_locked(
             link.error_message = None
             link.error_retry_at = None
             link.next_sync_at = None
-        except (BudgetSpent, RateLimited):
+        except RateLimited:
             TOKEN_REFRESHES.labels("rate_limited").inc()
             raise
         except StravaError as exc:
