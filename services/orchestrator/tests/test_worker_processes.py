@@ -1,0 +1,220 @@
+"""Real processes: `orchestrator worker` and `orchestrator beat` as subprocesses on Redis, the API
+in this process, the emulator over HTTP, PostgreSQL.
+
+* A worker killed with SIGKILL mid-sync: the unacknowledged message comes back (short visibility
+  timeout in this module), another worker takes the run over and finishes it, no duplicate rows.
+* End to end: link → first sync → workouts visible → the hourly re-sync by beat → edits and
+  deletions on Strava reflected, with nothing but the processes doing the work.
+
+Synchronisation is polling for a condition with a deadline, never a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from app.clock import utcnow
+from app.db import session_scope
+from app.strava import service
+from app.strava.models import SyncRun, Workout
+from factories import Runner, linked_runner
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from strava_emulator.testing import EmulatorHandle
+from waiting import wait_until
+from workers import forget_redis_keys, worker_env_vars, worker_environment
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+pytestmark = pytest.mark.worker
+
+ACTIVITIES = "/api/v3/athlete/activities"
+VISIBILITY_TIMEOUT_S = 6
+
+
+@pytest.fixture(scope="module")
+def process_settings(
+    settings: Settings, redis_url: str, emulator: EmulatorHandle
+) -> Iterator[Settings]:
+    env = worker_env_vars(
+        redis_url,
+        # Short, so that a killed worker's message comes back within the test; the task time
+        # limit stays below it, as in production.
+        BROKER_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_TIMEOUT_S),
+        TASK_TIME_LIMIT_SECONDS=str(VISIBILITY_TIMEOUT_S - 1),
+        SYNC_TICK_SECONDS="1",
+    )
+    with worker_environment(**env) as process_settings:
+        yield process_settings
+    forget_redis_keys(redis_url, process_settings)
+
+
+@pytest.fixture
+def spawn(
+    process_settings: Settings, tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `orchestrator <args>` with this module's settings; all are stopped at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+
+    def start(*args: str, ready: str | None = None) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"{args[0]}-{len(started)}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        if ready is not None:
+            wait_until(lambda: ready in log.read_text(errors="replace"), timeout=60)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def process_api(process_settings: Settings) -> Iterator[TestClient]:
+    from app.main import create_app
+    from app.strava import tasks
+
+    tasks.runtime().budget.reset()
+    with TestClient(create_app(process_settings)) as client:
+        yield client
+
+
+def _rid(runner: Runner) -> uuid.UUID:
+    return uuid.UUID(runner.runner_id)
+
+
+def _runs(runner: Runner) -> list[SyncRun]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(SyncRun)
+                .where(SyncRun.runner_id == _rid(runner))
+                .order_by(SyncRun.created_at)
+            )
+        )
+
+
+def _finished(runner: Runner, trigger: str) -> SyncRun | None:
+    done = [run for run in _runs(runner) if run.trigger == trigger and run.state == "finished"]
+    return done[-1] if done else None
+
+
+def _api_workouts(runner: Runner) -> dict[int, dict[str, Any]]:
+    items = runner.get("/api/v1/workouts", params={"limit": 200}).json()["items"]
+    return {item["source_id"]: item for item in items}
+
+
+def _in_window(emulator: EmulatorHandle, athlete_id: int) -> set[int]:
+    from datetime import datetime
+
+    now = utcnow()
+    return {
+        act["id"]
+        for act in emulator.admin.list_activities(athlete_id)
+        if now - timedelta(days=28)
+        <= datetime.fromisoformat(act["start_date"].replace("Z", "+00:00"))
+        <= now
+    }
+
+
+def test_a_worker_killed_mid_sync_is_redelivered_and_finishes_without_duplicates(
+    process_api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    doomed = spawn("worker", "--pool", "solo", "--concurrency", "1", ready="ready.")
+    emulator.admin.clear_requests()
+    # Page 1 answers; page 2 is held long enough to kill the worker while it waits.
+    emulator.admin.add_fault(ACTIVITIES, "latency", latency_ms=60_000, query={"page": "2"})
+
+    runner = linked_runner(process_api, athlete["id"])
+    wait_until(lambda: emulator.admin.requests(path=ACTIVITIES))  # page 1 done: mid-sync now
+    (run,) = _runs(runner)
+    assert run.state == "running"
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    emulator.admin.clear_faults()
+
+    spawn("worker", "--pool", "solo", "--concurrency", "1", ready="ready.")
+    done = wait_until(lambda: _finished(runner, "link"), timeout=90)
+
+    assert done.result == "ok", done.error_code
+    assert done.attempts == 2  # the killed delivery, then the redelivered one
+    expected = _in_window(emulator, athlete["id"])
+    assert set(_api_workouts(runner)) == expected
+    with session_scope() as session:
+        rows, distinct = session.execute(
+            select(func.count(), func.count(func.distinct(Workout.source_id))).where(
+                Workout.runner_id == _rid(runner)
+            )
+        ).one()
+    assert rows == distinct == len(expected)
+
+
+def test_end_to_end_link_first_sync_hourly_resync_edits_and_deletions(
+    process_api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    spawn("worker", "--concurrency", "1", ready="ready.")
+    spawn("beat", ready="beat: Starting")
+
+    # Link: the first sync happens by itself.
+    runner = linked_runner(process_api, athlete["id"])
+    first = wait_until(lambda: _finished(runner, "link"), timeout=60)
+    assert first.result == "ok"
+    workouts = _api_workouts(runner)
+    assert set(workouts) == _in_window(emulator, athlete["id"])
+    status = runner.status()
+    assert status["sync"]["last_result"] == "ok"
+    assert status["sync"]["workouts_in_window"] == len(workouts)
+
+    # The athlete edits, deletes and records on Strava.
+    edited, removed = sorted(workouts)[:2]
+    emulator.admin.update_activity(edited, name="Edited on Strava", distance=12345.0)
+    emulator.admin.delete_activity(removed)
+    added = emulator.admin.create_activity(
+        athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(minutes=50)
+    )
+
+    # An hour passes for this link: its slot comes, and beat's tick does the rest.
+    with session_scope() as session:
+        link = service.get_link(session, _rid(runner))
+        assert link is not None
+        link.next_sync_at = utcnow() - timedelta(seconds=1)
+    resync = wait_until(lambda: _finished(runner, "schedule"), timeout=60)
+
+    assert resync.result == "ok"
+    assert (resync.inserted, resync.updated, resync.deleted) == (1, 1, 1)
+    after = _api_workouts(runner)
+    assert after[edited]["name"] == "Edited on Strava"
+    assert after[edited]["distance_m"] == 12345.0
+    assert removed not in after
+    assert added["id"] in after
+    assert set(after) == _in_window(emulator, athlete["id"])
