@@ -1,0 +1,288 @@
+"""What a sync leaves for the app: the workouts and sync-runs endpoints of the contract
+(design.md §3), the training load, the structured log event and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from app.clock import utcnow
+from app.db import session_scope
+from app.strava import service
+from app.strava.sync import SyncDeps, run_sync
+from factories import Runner, linked_runner
+from fastapi.testclient import TestClient
+from strava_emulator.testing import EmulatorHandle
+
+WORKOUT_FIELDS = {
+    "id",
+    "source",
+    "source_id",
+    "name",
+    "sport_type",
+    "is_run",
+    "start_date",
+    "start_date_local",
+    "timezone",
+    "distance_m",
+    "moving_time_s",
+    "elapsed_time_s",
+    "elevation_gain_m",
+    "average_speed_mps",
+    "max_speed_mps",
+    "average_heartrate",
+    "max_heartrate",
+    "average_cadence",
+    "workout_type",
+    "manual",
+    "trainer",
+    "visibility",
+    "summary_polyline",
+    "updated_at",
+}
+SYNC_RUN_FIELDS = {
+    "id",
+    "trigger",
+    "state",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "window_start",
+    "window_end",
+    "strava_requests",
+    "fetched",
+    "inserted",
+    "updated",
+    "deleted",
+    "result",
+    "error_code",
+    "rate_limit",
+}
+
+
+def _synced(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: SyncDeps
+) -> Runner:
+    runner = linked_runner(api, athlete["id"])
+    assert run_sync(deps, enqueued[-1]).result == "ok"
+    return runner
+
+
+def _manual(runner: Runner, deps: SyncDeps) -> None:
+    ids: list[uuid.UUID] = []
+    with session_scope() as session:
+        service.request_sync(session, uuid.UUID(runner.runner_id), "manual", enqueue=ids.append)
+    assert run_sync(deps, ids[0]).result == "ok"
+
+
+def _all_pages(runner: Runner, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        page = runner.get("/api/v1/workouts", params=query)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+) -> None:
+    runner = _synced(api, athlete, enqueued, sync_deps)
+    everything = _all_pages(runner, limit=200)
+    paged = _all_pages(runner, limit=3)
+
+    assert everything
+    assert [item["id"] for item in paged] == [item["id"] for item in everything]
+    starts = [datetime.fromisoformat(item["start_date"]) for item in everything]
+    assert starts == sorted(starts, reverse=True)
+    for item in everything:
+        assert set(item) >= WORKOUT_FIELDS
+        assert item["source"] == "strava"
+        assert isinstance(item["source_id"], int)
+
+
+def test_workouts_filter_by_sport_type_and_time(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+) -> None:
+    runner = _synced(api, athlete, enqueued, sync_deps)
+    everything = _all_pages(runner, limit=200)
+    runs = _all_pages(runner, sport_type="Run", limit=200)
+    assert runs
+    assert {item["sport_type"] for item in runs} == {"Run"}
+    assert len(runs) == sum(1 for item in everything if item["sport_type"] == "Run")
+    since = utcnow() - timedelta(days=7)
+    recent = _all_pages(runner, since=since.isoformat(), limit=200)
+    assert all(datetime.fromisoformat(item["start_date"]) >= since for item in recent)
+    assert len(recent) == sum(
+        1 for item in everything if datetime.fromisoformat(item["start_date"]) >= since
+    )
+
+
+def test_a_runner_sees_only_their_own_workouts_and_runs(
+    api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    enqueued: list[uuid.UUID],
+    sync_deps: SyncDeps,
+) -> None:
+    mine = _synced(api, athlete, enqueued, sync_deps)
+    theirs = _synced(api, emulator.admin.create_athlete(), enqueued, sync_deps)
+    my_ids = {item["id"] for item in _all_pages(mine, limit=200)}
+    their_ids = {item["id"] for item in _all_pages(theirs, limit=200)}
+    assert my_ids
+    assert their_ids
+    assert not my_ids & their_ids
+    my_runs = {item["id"] for item in mine.get("/api/v1/strava/sync-runs").json()["items"]}
+    their_runs = {item["id"] for item in theirs.get("/api/v1/strava/sync-runs").json()["items"]}
+    assert not my_runs & their_runs
+
+
+def test_sync_runs_endpoint_lists_the_telemetry_most_recent_first(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+) -> None:
+    runner = _synced(api, athlete, enqueued, sync_deps)
+    _manual(runner, sync_deps)
+
+    items = runner.get("/api/v1/strava/sync-runs").json()["items"]
+
+    assert [item["trigger"] for item in items] == ["manual", "link"]
+    latest = items[0]
+    assert set(latest) >= SYNC_RUN_FIELDS
+    assert latest["state"] == "finished"
+    assert latest["result"] == "ok"
+    assert latest["strava_requests"] == 2
+    assert latest["fetched"] == items[1]["inserted"]
+    assert latest["duration_ms"] >= 0
+    assert set(latest["rate_limit"]) == {
+        "overall_usage",
+        "overall_limit",
+        "read_usage",
+        "read_limit",
+    }
+    assert all(len(pair) == 2 for pair in latest["rate_limit"].values())
+    assert len(runner.get("/api/v1/strava/sync-runs", params={"limit": 1}).json()["items"]) == 1
+
+
+def test_training_load_summarises_the_synced_runs(
+    api: TestClient,
+    emulator: EmulatorHandle,
+    enqueued: list[uuid.UUID],
+    sync_deps: SyncDeps,
+) -> None:
+    athlete = emulator.admin.create_athlete(history_days=0)
+    now = utcnow()
+    for days_ago, distance, sport in [
+        (1, 10_000.0, "Run"),
+        (3, 5_000.0, "TrailRun"),
+        (9, 21_100.0, "Run"),
+        (16, 8_000.0, "VirtualRun"),
+        (2, 40_000.0, "Ride"),  # not a run
+        (40, 30_000.0, "Run"),  # outside the 28 days
+    ]:
+        emulator.admin.create_activity(
+            athlete["id"],
+            sport_type=sport,
+            distance=distance,
+            moving_time=int(distance / 3),
+            start_date=now - timedelta(days=days_ago),
+        )
+    runner = _synced(api, athlete, enqueued, sync_deps)
+
+    training = runner.get("/api/v1/profile/summary").json()["training"]
+
+    assert training["window_days"] == 28
+    assert training["runs"] == 4
+    assert training["distance_m"] == 44_100.0
+    assert training["longest_run_m"] == 21_100.0
+    assert len(training["weeks"]) == 4
+    assert [week["runs"] for week in training["weeks"]] == [0, 1, 1, 2]
+    assert training["weeks"][-1]["distance_m"] == 15_000.0
+    assert training["acute_chronic_ratio"] == round(15_000.0 / (44_100.0 / 4), 2)
+
+
+def test_the_sync_log_event_carries_counts_and_no_activity_content(
+    api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    enqueued: list[uuid.UUID],
+    sync_deps: SyncDeps,
+) -> None:
+    runner = linked_runner(api, athlete["id"])
+    with structlog.testing.capture_logs() as logs:
+        run_sync(sync_deps, enqueued[-1])
+    (event,) = [entry for entry in logs if entry["event"] == "strava.sync_finished"]
+    assert event["result"] == "ok"
+    assert event["inserted"] > 0
+    assert {"duration_ms", "strava_requests", "fetched", "sync_run_id", "trigger"} <= set(event)
+    served = emulator.admin.list_activities(athlete["id"])
+    text = repr(logs)
+    for act in served:
+        assert act["name"] not in text
+        polyline = (act.get("map") or {}).get("summary_polyline")
+        if polyline:
+            assert polyline not in text
+    assert "heartrate" not in text
+    assert runner.runner_id in text  # the run is traceable to its runner
+
+
+def test_metrics_show_sync_duration_requests_rate_limits_refreshes_and_lag(
+    api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    enqueued: list[uuid.UUID],
+    sync_deps: SyncDeps,
+) -> None:
+    runner = _synced(api, athlete, enqueued, sync_deps)
+    emulator.admin.create_activity(
+        athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(minutes=45)
+    )
+    with session_scope() as session:  # also make the next sync refresh its token
+        link = service.get_link(session, uuid.UUID(runner.runner_id))
+        assert link is not None
+        link.access_token_expires_at = utcnow() + timedelta(minutes=1)
+    _manual(runner, sync_deps)
+
+    text = api.get("/metrics").text
+
+    assert 'strava_sync_duration_seconds_count{result="ok",trigger="manual"}' in text
+    assert 'strava_requests_total{endpoint="GET /athlete/activities",status="200"}' in text
+    assert 'strava_requests_total{endpoint="POST /oauth/token",status="200"}' in text
+    assert 'strava_rate_limit_usage{limit="read",window="short"}' in text
+    assert 'strava_rate_limit_limit{limit="overall",window="daily"}' in text
+    assert 'strava_token_refreshes_total{outcome="ok"}' in text
+    assert "strava_ingestion_lag_seconds_count" in text
+    lag_count = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("strava_ingestion_lag_seconds_count")
+    )
+    assert lag_count >= 1
+
+
+def test_metrics_of_worker_processes_show_on_the_api(tmp_path: Path) -> None:
+    """prometheus_client multiprocess mode: a 'worker' process records, an 'API' process (with
+    the same PROMETHEUS_MULTIPROC_DIR) renders it."""
+    env_dir = tmp_path / "metrics"
+    env_dir.mkdir()
+    worker = (
+        "from app import telemetry\n"
+        "telemetry.observe_sync('schedule', 'ok', None, 1.5, inserted=3, updated=0, deleted=1)\n"
+    )
+    api = "from app.telemetry import render_metrics\nprint(render_metrics().decode())\n"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(env_dir), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", worker], env=env, check=True)
+    shown = subprocess.run(
+        [sys.executable, "-c", api], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert 'strava_sync_duration_seconds_count{result="ok",trigger="schedule"} 1.0' in shown
+    assert 'strava_sync_activities_total{change="inserted"} 3.0' in shown
