@@ -168,42 +168,16 @@ def web_athlete(emulator: EmulatorHandle) -> dict[str, Any]:
     return emulator.admin.create_athlete(firstname="Jane", lastname="Doe")
 
 
-@pytest.fixture(scope="session")
-def web_worker(live_server: LiveServer, redis_url: str) -> Iterator[None]:
-    """A real Celery worker (in a thread of this process) on Redis and a queue of our own, with
-    the live API publishing to it. Scenarios that need synced data take this fixture."""
-    import uuid
-
-    from app.config import get_settings
+@pytest.fixture
+def web_worker(live_server: LiveServer, celery_worker: Any) -> Iterator[None]:
+    """The live API publishing its sync runs to the real Celery worker of tests/conftest.py
+    (`celery_worker`: solo pool, Redis, a queue of this session's own), an empty rate budget."""
     from app.strava import tasks
-    from app.worker import celery_app, configure
-    from celery.contrib.testing.worker import start_worker
 
-    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "SYNC_QUEUE")}
-    os.environ["REDIS_URL"] = redis_url
-    # Our own queue: another test session on the same Redis must not take these messages.
-    os.environ["SYNC_QUEUE"] = f"web-tests-{uuid.uuid4().hex[:8]}"
-    get_settings.cache_clear()
-    configure(celery_app, get_settings())
-    tasks.reset_runtime()
+    tasks.runtime().budget.reset()
+    live_server.worker_enqueue = tasks.enqueue_sync
     try:
-        with start_worker(
-            celery_app,
-            pool="solo",
-            concurrency=1,
-            perform_ping_check=False,
-            loglevel="WARNING",
-            shutdown_timeout=10,
-        ):
-            live_server.worker_enqueue = tasks.enqueue_sync
-            yield
+        yield
     finally:
         live_server.worker_enqueue = None
-        tasks.reset_runtime()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
-        configure(celery_app, get_settings())
+        tasks.runtime().budget.reset()
