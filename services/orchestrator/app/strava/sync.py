@@ -273,19 +273,23 @@ class UpsertResult:
 
 
 def _upsert_statement(session: Session) -> Any:
+    """`INSERT .. ON CONFLICT (source, source_id) DO UPDATE` on the table (Core): compiled once
+    and cached, then executed with all the rows at once (the driver's executemany; psycopg
+    pipelines it). The ORM's bulk path would send one statement per few rows."""
     dialect = session.get_bind().dialect.name
+    table = Workout.__table__
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt: Any = pg_insert(Workout)
+        stmt: Any = pg_insert(table)  # type: ignore[arg-type]
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(Workout)
+        stmt = sqlite_insert(table)  # type: ignore[arg-type]
     else:  # pragma: no cover - PostgreSQL and SQLite are the only supported databases
         raise RuntimeError(f"no upsert for {dialect}")
     return stmt.on_conflict_do_update(
-        index_elements=[Workout.source, Workout.source_id],
+        index_elements=[table.c.source, table.c.source_id],
         set_={name: stmt.excluded[name] for name in _UPDATABLE},
     )
 
@@ -328,7 +332,7 @@ def upsert_workouts(
         else:
             result.unchanged += 1
     if changes:
-        session.execute(_upsert_statement(session), changes)
+        session.connection().execute(_upsert_statement(session), changes)
     return result
 
 
