@@ -162,6 +162,10 @@ def test_profile_step_works_with_the_keyboard_alone(visitor: Visitor) -> None:
     expect(page.get_by_role("link", name="Coach George")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_label("Your name")).to_be_focused()
+    outline = page.get_by_label("Your name").evaluate(
+        "el => [getComputedStyle(el).outlineStyle, getComputedStyle(el).outlineWidth]"
+    )
+    assert outline == ["solid", "3px"], "keyboard focus must be visible"
 
     page.keyboard.press("Enter")  # submitting it empty: a message, and focus stays on the field
     expect(page.get_by_text("Enter your name")).to_be_visible()

@@ -86,7 +86,7 @@ function errorCopy(strava) {
     const who = error.code === "rate_limited" ? "Strava is busy" : "Strava is not answering";
     return {
       title: at ? `${who}, retrying at ${clockTime(at)}` : `${who}, retrying soon`,
-      text: error.message,
+      text: "Nothing to do on your side: the sync starts again by itself.",
     };
   }
   const titles = {
@@ -261,10 +261,12 @@ function renderWorkouts(items, strava) {
   card.hidden = strava.status === "not_linked" || items === null;
   if (card.hidden) return;
   $("workouts-empty").hidden = items.length > 0;
-  if (items.length === 0 && ACTIVE.has(strava.sync.state) && !strava.sync.last_success_at) {
+  if (strava.sync.last_success_at) {
+    setText("workouts-empty", "No workouts in the last 28 days yet.");
+  } else if (ACTIVE.has(strava.sync.state)) {
     setText("workouts-empty", "Your workouts appear here once the first sync is done.");
   } else {
-    setText("workouts-empty", "No workouts in the last 28 days yet.");
+    setText("workouts-empty", "Your workouts appear here after the first sync.");
   }
   const rows = items.map((workout) => {
     const item = document.createElement("li");
@@ -311,7 +313,8 @@ function announceChanges(summary) {
   } else if (!ACTIVE.has(before.sync.state) && ACTIVE.has(now.sync.state)) {
     announce("Syncing with Strava…");
   } else if (now.error && now.error.code !== before.error?.code) {
-    announce(`${errorCopy(now).title}. ${now.error.message}`);
+    const copy = errorCopy(now);
+    announce(`${copy.title}. ${copy.text}`);
   }
 }
 
