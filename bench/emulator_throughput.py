@@ -17,7 +17,9 @@ Everything stays on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -134,14 +136,16 @@ def hammer_processes(
     """Client load from several processes: one Python process cannot out-run the server."""
     if processes == 1:
         return hammer(url, tokens, threads, duration, limit)
-    with ProcessPoolExecutor(max_workers=processes) as pool:
+    # spawn, not fork: forking a process that already runs client threads can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [
             pool.submit(
                 hammer, url, tokens[i::processes] or tokens, threads, duration, limit // processes
             )
             for i in range(processes)
         ]
-        parts = [future.result() for future in futures]
+        parts = [future.result(timeout=duration + 120) for future in futures]
     return Result(
         requests=sum(p.requests for p in parts),
         errors=sum(p.errors for p in parts),
@@ -193,6 +197,8 @@ def bench_http(duration: float, processes: int, threads: int, limit: int, athlet
 
 
 def main() -> None:
+    # Let `timeout`/kill run the finally blocks that stop the emulator subprocess.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per endpoint")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
