@@ -87,6 +87,14 @@ def test_unticking_private_activities_is_insufficient_scope(
     visitor.expect_problem("insufficient_scope", "Coach George needs to see your activities")
     visitor.snap("insufficient-scope")
 
+    # The summary remembers why the last attempt failed and offers the Connect button again.
+    page = visitor.page
+    page.get_by_role("link", name="Back to your profile").click()
+    expect(page.locator("#strava-badge")).to_have_text("Not connected")
+    expect(page.locator("#error-title")).to_have_text("Coach George needs to see your activities")
+    expect(page.get_by_role("button", name="Connect with Strava")).to_be_enabled()
+    visitor.snap("summary-after-failure")
+
 
 def test_a_second_runner_cannot_link_an_athlete_already_linked(
     new_visitor: Callable[..., Visitor], web_athlete: dict[str, Any]

@@ -181,7 +181,7 @@ export const PROBLEMS = {
   },
   insufficient_scope: {
     title: "Coach George needs to see your activities",
-    text: "Strava was connected without permission to read your activities, so there is nothing to plan from. Connect again and leave the permission to view your activities ticked.",
+    text: "The permission to view your activities was not granted, so there is nothing to plan from. Connect again and leave that permission ticked.",
   },
   athlete_already_linked: {
     title: "This Strava account is already linked",

@@ -102,7 +102,7 @@ function errorCopy(strava) {
     none: "Syncing is paused",
   };
   if (strava.status === "not_linked") {
-    return { title: describeProblem(error.code, error.message).title, text: error.message };
+    return describeProblem(error.code, error.message); // why the last link attempt failed
   }
   const title = titles[error.code] ?? byAction[error.action] ?? "Something needs your attention";
   return { title, text: error.message };
@@ -138,6 +138,9 @@ function renderStrava(strava) {
 
   const box = $("strava-error");
   box.hidden = !strava.error;
+  // Not linked: why the last attempt failed comes before the Connect button; linked: after the facts.
+  if (linked) $("sync-progress").after(box);
+  else $("not-linked").before(box);
   if (strava.error) {
     const copy = errorCopy(strava);
     setText("error-title", copy.title);
