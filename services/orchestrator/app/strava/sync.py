@@ -272,11 +272,20 @@ class UpsertResult:
     inserted_ends: list[datetime] = field(default_factory=list)
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
 def _upsert_statement(session: Session) -> Any:
-    """`INSERT .. ON CONFLICT (source, source_id) DO UPDATE` on the table (Core): compiled once
-    and cached, then executed with all the rows at once (the driver's executemany; psycopg
+    """`INSERT .. ON CONFLICT (source, source_id) DO UPDATE` on the table (Core), built once per
+    dialect, then executed with all the rows at once (the driver's executemany; psycopg
     pipelines it). The ORM's bulk path would send one statement per few rows."""
     dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERTS:
+        _UPSERTS[dialect] = _build_upsert(dialect)
+    return _UPSERTS[dialect]
+
+
+def _build_upsert(dialect: str) -> Any:
     table = Workout.__table__
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
