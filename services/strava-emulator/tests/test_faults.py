@@ -76,7 +76,8 @@ def test_timeout_holds_the_request_without_blocking_others(
             f"{emu.api_base_url}/athlete",
             params={"hang": "1"},
             headers=headers,
-            timeout=1.0,
+            # Only the read times out: a slow connect on a busy machine must not pass for it.
+            timeout=httpx2.Timeout(30.0, read=1.0),
         )
         # While one request is held, the server keeps answering.
         other = httpx2.get(f"{emu.api_base_url}/athlete", headers=headers, timeout=30)
