@@ -4,13 +4,14 @@ stravalib's real ``Client`` works against the emulator end to end."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
 import requests
+import time_machine
 from pydantic import BaseModel, ValidationError
 from requests.adapters import HTTPAdapter
 from strava_emulator.testing import EmulatorHandle, TokenResponse
@@ -194,11 +195,13 @@ def test_stravalib_reads_the_rate_limit_headers(
     tokens: TokenResponse, session: requests.Session
 ) -> None:
     client = Client(access_token=tokens["access_token"], requests_session=session)
-    client.get_athlete()
-    response = session.get(
-        f"{STRAVA}/api/v3/athlete",
-        headers={"Authorization": f"Bearer {tokens['access_token']}"},
-    )
+    # Frozen mid-quarter so that both calls land in the same 15-minute window.
+    with time_machine.travel(datetime(2026, 3, 10, 9, 7, 30, tzinfo=UTC), tick=False):
+        client.get_athlete()
+        response = session.get(
+            f"{STRAVA}/api/v3/athlete",
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        )
     rates = get_rates_from_response_headers(dict(response.headers), "GET")
     assert rates is not None
     assert (rates.short_limit, rates.long_limit) == (100, 1000)

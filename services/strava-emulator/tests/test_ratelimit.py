@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
+import pytest
 import time_machine
 from strava_emulator.ratelimit import RateLimiter
 from strava_emulator.testing import EmulatorHandle
@@ -20,6 +22,13 @@ HEADERS = (
     "x-readratelimit-limit",
     "x-readratelimit-usage",
 )
+
+
+@pytest.fixture(autouse=True)
+def _mid_window() -> Iterator[None]:
+    """Frozen mid-quarter, so no real window boundary can pass during a test."""
+    with time_machine.travel(datetime(2026, 3, 10, 9, 7, 30, tzinfo=UTC), tick=False):
+        yield
 
 
 def usage(response: httpx2.Response) -> tuple[str, str]:
