@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from strava_emulator import errors
 from strava_emulator.consent import render_consent_page
-from strava_emulator.data import SCOPE_ORDER, Athlete
+from strava_emulator.data import Athlete
+from strava_emulator.reference import SCOPE_ORDER
 from strava_emulator.state import EmulatorState
 from strava_emulator.store import UnknownAthlete, dumps
 from strava_emulator.tokens import AccessToken, canonical_scopes

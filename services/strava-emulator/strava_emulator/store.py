@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from strava_emulator import data
+from strava_emulator import data, reference, representation
 from strava_emulator.clock import Clock, isoformat_z
 from strava_emulator.config import EmulatorConfig
 from strava_emulator.data import JSON, Activity, Athlete
@@ -152,7 +152,7 @@ class Store:
         of the seed) and only their JSON is cached: dicts would cost ~3x the memory."""
         if act.summary_dict is not None:
             return act.summary_dict
-        return data.build_summary(self.config.seed, self.athletes[act.athlete_id], act)
+        return representation.build_summary(self.config.seed, self.athletes[act.athlete_id], act)
 
     def _editable_summary(self, act: Activity) -> JSON:
         """Pin the dict on the activity: admin edits live only there from now on."""
@@ -169,7 +169,7 @@ class Store:
         if act.detail_json is None:
             athlete = self.athletes[act.athlete_id]
             act.detail_json = dumps(
-                data.build_detail(self.config.seed, athlete, act, self.summary(act))
+                representation.build_detail(self.config.seed, athlete, act, self.summary(act))
             )
         return act.detail_json
 
@@ -181,7 +181,7 @@ class Store:
         moving = int(fields.get("moving_time") or 3000)
         elapsed = int(fields.get("elapsed_time") or moving)
         start = (now - timedelta(seconds=elapsed + 60)).replace(microsecond=0)
-        offset = start.astimezone(data.zone(athlete.home.tz_name)).utcoffset()
+        offset = start.astimezone(reference.zone(athlete.home.tz_name)).utcoffset()
         offset_s = int(offset.total_seconds()) if offset is not None else 0
         act = Activity(
             id=self.next_admin_activity_id,
@@ -226,7 +226,7 @@ class Store:
         }
         if detail_only:
             act.detail_extra = {**(act.detail_extra or {}), **detail_only}
-        tz = data.zone(athlete.home.tz_name)
+        tz = reference.zone(athlete.home.tz_name)
         start_utc: datetime | None = None
         if "start_date" in fields:
             start_utc = _as_utc(fields.pop("start_date"))
@@ -245,7 +245,7 @@ class Store:
             act.start_ts = int(start_utc.timestamp())
             act.local_ts = int(local.replace(tzinfo=UTC).timestamp())
         if "sport_type" in fields and "type" not in fields:
-            fields["type"] = data.ACTIVITY_TYPE_OF.get(fields["sport_type"], "Workout")
+            fields["type"] = reference.ACTIVITY_TYPE_OF.get(fields["sport_type"], "Workout")
         if "visibility" in fields:
             fields["private"] = fields["visibility"] == "only_me"
         elif "private" in fields:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from strava_emulator.data import SCOPE_ORDER
+from strava_emulator.reference import SCOPE_ORDER
 
 
 def new_token() -> str:
