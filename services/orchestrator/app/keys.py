@@ -52,7 +52,12 @@ def rotate_batch(session: Session, keyring: KeyRing, *, batch_size: int) -> int:
         else []
     )
     for pending in pending_rows:
+        tokens = open_pending_deauthorization(pending, keyring)
         seal_pending_deauthorization(
-            pending, keyring, open_pending_deauthorization(pending, keyring)
+            pending,
+            keyring,
+            tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            access_token_expires_at=pending.access_token_expires_at,
         )
     return len(links) + len(pending_rows)

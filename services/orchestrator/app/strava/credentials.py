@@ -70,21 +70,50 @@ def open_link(link: StravaLink, keyring: KeyRing) -> LinkCredentials:
     return LinkCredentials(athlete=athlete, access_token=access, refresh_token=refresh)
 
 
+@dataclass(frozen=True)
+class PendingTokens:
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+
+
 def seal_pending_deauthorization(
-    pending: PendingDeauthorization, keyring: KeyRing, access_token: str
+    pending: PendingDeauthorization,
+    keyring: KeyRing,
+    access_token: str,
+    *,
+    refresh_token: str | None = None,
+    access_token_expires_at: datetime | None = None,
 ) -> None:
     assert pending.id is not None
+    table = "strava_pending_deauthorizations"
     pending.key_id, pending.access_token_ciphertext = keyring.encrypt(
-        access_token, _ad("strava_pending_deauthorizations", pending.id, "access_token")
+        access_token, _ad(table, pending.id, "access_token")
     )
+    pending.refresh_token_ciphertext = (
+        keyring.encrypt(refresh_token, _ad(table, pending.id, "refresh_token"))[1]
+        if refresh_token is not None
+        else None
+    )
+    pending.access_token_expires_at = access_token_expires_at
 
 
-def open_pending_deauthorization(pending: PendingDeauthorization, keyring: KeyRing) -> str:
+def open_pending_deauthorization(
+    pending: PendingDeauthorization, keyring: KeyRing
+) -> PendingTokens:
+    table = "strava_pending_deauthorizations"
     try:
-        return keyring.decrypt(
-            pending.key_id,
-            pending.access_token_ciphertext,
-            _ad("strava_pending_deauthorizations", pending.id, "access_token"),
+        access = keyring.decrypt(
+            pending.key_id, pending.access_token_ciphertext, _ad(table, pending.id, "access_token")
+        )
+        refresh = (
+            keyring.decrypt(
+                pending.key_id,
+                pending.refresh_token_ciphertext,
+                _ad(table, pending.id, "refresh_token"),
+            )
+            if pending.refresh_token_ciphertext is not None
+            else None
         )
     except KeyRingError as exc:
         raise KeyUnavailable() from exc
+    return PendingTokens(access_token=access, refresh_token=refresh)

@@ -97,6 +97,9 @@ class PendingDeauthorization(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     key_id: Mapped[str] = mapped_column(String(16))
     access_token_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # With the refresh token a retry hours later can still get a live access token to revoke.
+    refresh_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -193,7 +193,13 @@ def _store_link(
         # A different athlete replaces the old link cleanly: its data goes, its grant is revoked.
         old = open_link(link, keyring)
         service.delete_strava_data(session, runner_id)
-        service.schedule_deauthorization(session, keyring, old.access_token)
+        service.schedule_deauthorization(
+            session,
+            keyring,
+            old.access_token,
+            refresh_token=old.refresh_token,
+            access_token_expires_at=as_utc(link.access_token_expires_at),
+        )
         session.execute(
             delete(SyncRun).where(SyncRun.runner_id == runner_id, SyncRun.state == "queued")
         )

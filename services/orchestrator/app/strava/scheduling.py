@@ -29,9 +29,10 @@ from app.errors import AppError, KeyUnavailable, NotLinked
 from app.strava import service
 from app.strava.budget import BudgetSpent
 from app.strava.client import InvalidClient, RateLimited, StravaAuthError, StravaError
-from app.strava.credentials import open_pending_deauthorization
+from app.strava.credentials import open_pending_deauthorization, seal_pending_deauthorization
 from app.strava.models import PendingDeauthorization, StravaLink, SyncRun
 from app.strava.sync import RunRecorder, SyncDeps, retry_delay
+from app.strava.tokens import REFRESH_MARGIN
 from app.telemetry import DEAUTHORIZATIONS
 
 log = structlog.get_logger(__name__)
@@ -206,7 +207,25 @@ def deauthorize_pending(deps: SyncDeps, *, batch_size: int = 50) -> int:
         )
         for pending in due:
             try:
-                access_token = open_pending_deauthorization(pending, deps.keyring)
+                tokens = open_pending_deauthorization(pending, deps.keyring)
+                access_token = tokens.access_token
+                expires_at = pending.access_token_expires_at
+                if tokens.refresh_token is not None and (
+                    expires_at is None or as_utc(expires_at) <= now + REFRESH_MARGIN
+                ):
+                    # Hours may have passed: revoke with a live token, and keep the rotated
+                    # pair in case Strava fails again (the old refresh token is dead now).
+                    recorder.flush()
+                    deps.budget.acquire(utcnow())
+                    fresh = client.refresh(tokens.refresh_token)
+                    access_token = fresh.access_token.get_secret_value()
+                    seal_pending_deauthorization(
+                        pending,
+                        deps.keyring,
+                        access_token,
+                        refresh_token=fresh.refresh_token.get_secret_value(),
+                        access_token_expires_at=fresh.expires_at,
+                    )
                 recorder.flush()
                 deps.budget.acquire(utcnow())
                 client.deauthorize(access_token)

@@ -22,6 +22,7 @@ from app.strava.client import StravaAuthError, StravaClient, StravaError
 from app.strava.credentials import open_link, seal_pending_deauthorization
 from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun, Workout
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
+from app.strava.tokens import REFRESH_MARGIN
 
 log = structlog.get_logger(__name__)
 
@@ -213,9 +214,23 @@ def delete_strava_data(session: Session, runner_id: uuid.UUID) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def schedule_deauthorization(session: Session, keyring: KeyRing, access_token: str) -> None:
+def schedule_deauthorization(
+    session: Session,
+    keyring: KeyRing,
+    access_token: str,
+    *,
+    refresh_token: str | None = None,
+    access_token_expires_at: datetime | None = None,
+) -> None:
+    """Revoke at Strava later (the worker retries): the tokens are kept, encrypted, until then."""
     pending = PendingDeauthorization(id=uuid.uuid4(), attempts=0, next_attempt_at=utcnow())
-    seal_pending_deauthorization(pending, keyring, access_token)
+    seal_pending_deauthorization(
+        pending,
+        keyring,
+        access_token,
+        refresh_token=refresh_token,
+        access_token_expires_at=access_token_expires_at,
+    )
     session.add(pending)
 
 
@@ -225,23 +240,32 @@ def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: Str
     if link is None:
         raise NotLinked()
     credentials = open_link(link, keyring)
-    access_token = credentials.access_token
-    expired = as_utc(link.access_token_expires_at) <= utcnow()
+    access_token, refresh_token = credentials.access_token, credentials.refresh_token
+    expires_at = as_utc(link.access_token_expires_at)
     session.delete(link)
     deleted = delete_strava_data(session, runner_id)
     session.flush()
     try:
-        if expired:
+        if expires_at <= utcnow() + REFRESH_MARGIN:
             # Deauthorizing needs a live access token; an expired one would just get a 401.
-            access_token = client.refresh(credentials.refresh_token).access_token.get_secret_value()
+            tokens = client.refresh(refresh_token)
+            access_token = tokens.access_token.get_secret_value()
+            refresh_token = tokens.refresh_token.get_secret_value()
+            expires_at = tokens.expires_at
         client.deauthorize(access_token)
     except StravaAuthError:
         pass  # Strava no longer honours these tokens: nothing left to revoke.
     except StravaError as exc:
-        # Strava unreachable (or the token already dead): local data is gone either way; the
-        # deauthorization is retried by the worker until Strava confirms or refuses the token.
+        # Strava unreachable: local data is gone either way; the worker retries the
+        # deauthorization (refreshing first if need be) until Strava confirms or refuses.
         log.warning("strava.deauthorize_deferred", error=type(exc).__name__)
-        schedule_deauthorization(session, keyring, access_token)
+        schedule_deauthorization(
+            session,
+            keyring,
+            access_token,
+            refresh_token=refresh_token,
+            access_token_expires_at=expires_at,
+        )
     log.info("strava.unlinked", runner_id=str(runner_id), workouts_deleted=deleted)
 
 

@@ -219,3 +219,31 @@ def test_a_deauthorization_strava_refuses_with_401_is_settled(
     assert scheduling.deauthorize_pending(sync_deps) == 1
     with session_scope() as session:
         assert not session.scalars(select(PendingDeauthorization)).all()
+
+
+def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
+    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
+) -> None:
+    issued = emulator.admin.issue_tokens(athlete["id"])
+    expires_at = datetime.fromtimestamp(int(issued["expires_at"]), UTC)
+    with session_scope() as session:
+        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
+        service.schedule_deauthorization(
+            session,
+            sync_deps.keyring,
+            issued["access_token"],
+            refresh_token=issued["refresh_token"],
+            access_token_expires_at=expires_at,
+        )
+    emulator.admin.clear_requests()
+    later = timedelta(hours=7)  # Strava stayed down past the access token's 6-hour life
+    emulator.admin.advance_clock(later.total_seconds())
+    try:
+        with time_machine.travel(utcnow() + later, tick=True):
+            assert scheduling.deauthorize_pending(sync_deps) == 1
+    finally:
+        emulator.admin.advance_clock(-later.total_seconds())
+    calls = [(r["path"], r["status"]) for r in emulator.admin.requests(method="POST")]
+    assert calls == [("/oauth/token", 200), ("/oauth/deauthorize", 200)]
+    with session_scope() as session:
+        assert not session.scalars(select(PendingDeauthorization)).all()
