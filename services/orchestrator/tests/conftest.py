@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.strava.client import ResponseInfo
     from app.strava.sync import SyncDeps
+    from factories import RecordingClient
     from fastapi.testclient import TestClient
     from strava_emulator.testing import EmulatorHandle
 
@@ -243,3 +244,26 @@ def worker_api(worker_settings: Settings, celery_worker: Any) -> Iterator[TestCl
     with TestClient(create_app(worker_settings)) as client:
         yield client
     tasks.runtime().budget.reset()
+
+
+@pytest.fixture
+def recording_api(settings: Settings) -> Iterator[tuple[TestClient, RecordingClient]]:
+    """The API with a Strava client that remembers the tokens it received (to look for them)."""
+    import httpx2
+    from app.main import create_app
+    from factories import RecordingClient
+    from fastapi.testclient import TestClient
+
+    with httpx2.Client() as http:
+        client = RecordingClient(
+            http,
+            api_base_url=settings.api_base_url,
+            oauth_base_url=settings.oauth_base_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+        )
+        client.received = []
+        with TestClient(
+            create_app(settings, strava_client=client, enqueue_sync=lambda _: None)
+        ) as api:
+            yield api, client

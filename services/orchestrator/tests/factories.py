@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
+from app.strava.client import StravaClient, TokenResponse
 from fastapi.testclient import TestClient
 
 
@@ -104,3 +105,14 @@ def linked_runner(api: TestClient, athlete_id: int, **kwargs: Any) -> Runner:
     status, body = link(runner, athlete_id)
     assert status == 200, body
     return runner
+
+
+class RecordingClient(StravaClient):
+    """The real client over real HTTP, remembering the tokens it received (to look for them)."""
+
+    received: list[TokenResponse]
+
+    def exchange_code(self, code: str) -> TokenResponse:
+        tokens = super().exchange_code(code)
+        self.received.append(tokens)
+        return tokens

@@ -13,46 +13,15 @@ from typing import Any
 
 import pytest
 from app.cli import cli
-from app.config import Settings, get_settings
+from app.config import get_settings
 from app.db import session_scope
 from app.main import create_app
 from app.security import KeyRing
-from app.strava.client import StravaClient, TokenResponse
 from app.strava.models import StravaLink
-from factories import link, new_runner
+from factories import RecordingClient, link, new_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
-
-
-class RecordingClient(StravaClient):
-    """The real client over real HTTP, remembering the tokens it received (to look for them)."""
-
-    received: list[TokenResponse]
-
-    def exchange_code(self, code: str) -> TokenResponse:
-        tokens = super().exchange_code(code)
-        self.received.append(tokens)
-        return tokens
-
-
-@pytest.fixture
-def recording_api(settings: Settings) -> Iterator[tuple[TestClient, RecordingClient]]:
-    import httpx2
-
-    with httpx2.Client() as http:
-        client = RecordingClient(
-            http,
-            api_base_url=settings.api_base_url,
-            oauth_base_url=settings.oauth_base_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-        )
-        client.received = []
-        with TestClient(
-            create_app(settings, strava_client=client, enqueue_sync=lambda _: None)
-        ) as api:
-            yield api, client
 
 
 def test_a_database_dump_after_a_link_holds_no_secret_in_clear(
