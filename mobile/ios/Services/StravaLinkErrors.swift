@@ -33,11 +33,12 @@ public struct ErrorPresentation: Equatable, Sendable {
 }
 
 /// The contract's error codes (design.md §3; HTTP errors and `StravaStatus.error.code` share them)
-/// in the runner's words.
+/// in the runner's words, plus the codes the server emits beyond them (`service_unavailable`).
 public enum StravaErrorCatalog {
-    /// One switch over the contract's codes. The Linux CI reads the string literals of this switch
-    /// and checks that they are exactly the contract's vocabulary: add a code here when the
-    /// contract gains one. An unknown code falls back to the server's own message.
+    /// One switch over the error codes. The Linux CI reads the string literals of this switch and
+    /// checks that they are exactly the contract's vocabulary plus every other code the server can
+    /// emit (read from the server's code): add a case when either gains one. An unknown code falls
+    /// back to the server's own message.
     public static func presentation(
         forCode code: String, serverMessage: String? = nil, retryAt: Date? = nil
     ) -> ErrorPresentation {
@@ -108,6 +109,12 @@ public enum StravaErrorCatalog {
         case "strava_unavailable":
             title = "Strava is not answering"
             message = "Strava could not be reached. Try again in a moment."
+            action = .waitUntil(retryAt)
+        case "service_unavailable":
+            // Not in design.md §3's list, but the server sends it: a 503 with `Retry-After` when
+            // one of its own dependencies (the sync queue, the database) is down for a moment.
+            title = "Coach George is briefly unavailable"
+            message = "Coach George could not take this request just now. It will work again shortly."
             action = .waitUntil(retryAt)
         case "sync_failed":
             title = "The last sync failed"

@@ -464,10 +464,12 @@ final class ErrorMappingTests: XCTestCase {
         "athlete_already_linked", "not_linked", "reauth_required", "revoked", "rate_limited",
         "strava_unavailable", "sync_failed", "key_unavailable", "sync_in_progress", "not_found",
     ]
+    /// Codes the server emits beyond design.md §3 (the Linux CI reads them from the server).
+    static let serverOnlyCodes = ["service_unavailable"]
 
     func testEveryContractCodeHasItsOwnWords() {
         let fallback = StravaErrorCatalog.presentation(forCode: "no_such_code", serverMessage: "server words")
-        for code in Self.contractCodes {
+        for code in Self.contractCodes + Self.serverOnlyCodes {
             let presentation = StravaErrorCatalog.presentation(forCode: code, serverMessage: "server words")
             XCTAssertEqual(presentation.code, code)
             XCTAssertNotEqual(presentation.title, fallback.title, code)
@@ -491,13 +493,14 @@ final class ErrorMappingTests: XCTestCase {
         XCTAssertEqual(action("not_linked"), .reconnect)
         XCTAssertEqual(action("rate_limited"), .waitUntil(retryAt))
         XCTAssertEqual(action("strava_unavailable"), .waitUntil(retryAt))
+        XCTAssertEqual(action("service_unavailable"), .waitUntil(retryAt))
         XCTAssertEqual(action("profile_required"), .none)
         XCTAssertEqual(action("key_unavailable"), .none)
         XCTAssertEqual(action("athlete_already_linked"), .none)
     }
 
     func testUnknownCodeShowsTheServersMessage() {
-        let presentation = StravaErrorCatalog.presentation(forCode: "service_unavailable", serverMessage: "Back soon.")
+        let presentation = StravaErrorCatalog.presentation(forCode: "brand_new_code", serverMessage: "Back soon.")
         XCTAssertEqual(presentation.message, "Back soon.")
         XCTAssertEqual(presentation.action, .tryAgain)
     }
@@ -577,6 +580,22 @@ final class ServiceTests: XCTestCase {
             XCTFail("expected rate_limited")
         } catch let error as StravaLinkError {
             XCTAssertEqual(error.presentation.action, .waitUntil(now.addingTimeInterval(120)))
+        }
+    }
+
+    func testServiceUnavailableWaitsForRetryAfter() async throws {
+        server.reset { _ in
+            .json(
+                503, #"{"error": "service_unavailable", "message": "The service is temporarily unavailable."}"#,
+                headers: ["Retry-After": "30"]
+            )
+        }
+        do {
+            _ = try await makeService().requestSync()
+            XCTFail("expected service_unavailable")
+        } catch let error as StravaLinkError {
+            XCTAssertEqual(error.presentation.code, "service_unavailable")
+            XCTAssertEqual(error.presentation.action, .waitUntil(now.addingTimeInterval(30)))
         }
     }
 
