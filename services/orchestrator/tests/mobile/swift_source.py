@@ -8,14 +8,16 @@ the syntax trees this module reads (no regular expressions over source text):
   `Endpoint(method: .post, path: "/api/v1/strava/callback")` declarations (`endpoints`);
 - JSON keys: the raw values of every `CodingKeys` enum, per Codable type (`coding_keys`), and more
   generally the values of every String-backed enum (`string_enums`, e.g. the status values);
+- stored properties: every `var`/`let` with a type annotation in a type's body, with its type
+  (`stored_properties`: `[String]?` is an optional array of `String`), and the type names declared
+  (`type_names`, `resolve_type` finds what a name means where it is used, as Swift's lookup does);
 - the error-code mapping: the string literals of the `case` patterns of the switch statements in one
   function (`switch_case_literals`, for `StravaErrorCatalog.presentation`);
 - logging: every interpolation in a string passed to a `logger.<level>(…)` call, with its privacy
   argument (`log_interpolations`), so a test can keep secrets out of the logs.
 
 Types are named by their nesting, as Swift does: `StravaStatus.Sync`. Extensions count as the type
-they extend. Phase 2 (the contract test against the server's OpenAPI document) only has to map
-names through `OPENAPI_SCHEMAS` and compare sets.
+they extend. `contract.py` compares these facts with the server's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ ERROR_MAPPING_FUNCTION = "StravaErrorCatalog.presentation"
 
 # Swift Codable type → the server's OpenAPI component schema for the same document
 # (FastAPI names them after the pydantic models in app/strava/schemas.py). `APIError` has no
-# component: the error body is written by the error handler, not by a response model.
+# component: the error body is written by the error handler, not by a response model, so it is
+# checked against real error responses instead (should the server ever document it as a component,
+# map `APIError` to it here). The nested entries are checked too: the parent's property must
+# refer to that very component (contract.py).
 OPENAPI_SCHEMAS: Mapping[str, str] = {
     "LinkTokenRequest": "LinkTokenIn",
     "LinkTokenResponse": "LinkTokenOut",
@@ -72,6 +77,23 @@ class Endpoint:
     method: str
     path: str
     where: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class TypeRef:
+    """A stored property's declared type: `name` is the innermost named type as written
+    (`Athlete`, `Int64`, `StravaStatus.Sync`), `optional` for `T?`/`Optional<T>`, `array` for `[T]`
+    (`[T]?` is both). Anything else (dictionaries, tuples, closures) keeps its text as `name`."""
+
+    name: str
+    optional: bool = False
+    array: bool = False
+    element_optional: bool = False
+
+    def __str__(self) -> str:
+        inner = f"{self.name}{'?' if self.element_optional else ''}"
+        text = f"[{inner}]" if self.array else inner
+        return f"{text}?" if self.optional else text
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,43 @@ class SwiftSources:
             for name, cases in self.string_enums().items()
             if name.endswith(".CodingKeys")
         }
+
+    def type_names(self) -> set[str]:
+        """Every type declared (or extended) in these sources, by nested name."""
+        return {
+            ".".join(qualified)
+            for file in self.files
+            for qualified, _ in _type_declarations(file.root, ())
+            if qualified
+        }
+
+    def resolve_type(self, scope: str, name: str) -> str | None:
+        """What `name`, written inside type `scope`, refers to among the declared types: the
+        innermost enclosing scope that declares it wins (`SyncResult` in `StravaStatus.Sync` is
+        `StravaStatus.SyncResult`). None for a type declared elsewhere (`String`, `Date`)."""
+        declared = self.type_names()
+        parts = scope.split(".") if scope else []
+        for depth in range(len(parts), -1, -1):
+            candidate = ".".join((*parts[:depth], name))
+            if candidate in declared:
+                return candidate
+        return None
+
+    def stored_properties(self) -> dict[str, dict[str, TypeRef]]:
+        """Type (nested name) → {property: declared type} for every stored property with a type
+        annotation directly in the type's body; `static` and computed properties are left out."""
+        found: dict[str, dict[str, TypeRef]] = {}
+        for file in self.files:
+            for qualified, declaration in _type_declarations(file.root, ()):
+                for body in declaration.children:
+                    if body.type not in _TYPE_BODIES:
+                        continue
+                    for child in body.children:
+                        if child.type == "property_declaration":
+                            properties = _stored_properties(child)
+                            if properties:
+                                found.setdefault(".".join(qualified), {}).update(properties)
+        return found
 
     def json_keys(self, type_name: str) -> set[str]:
         """The JSON keys of one Codable type; KeyError when it has no `CodingKeys`."""
@@ -424,6 +483,48 @@ def _enum_entry_values(entry: Node) -> dict[str, str]:
             else:
                 values[current] = literal
     return values
+
+
+def _stored_properties(declaration: Node) -> dict[str, TypeRef]:
+    """`var a: Int, b: String?` → {"a": Int, "b": String?}; {} for static or computed ones."""
+    modifiers = _first_child(declaration, "modifiers")
+    if modifiers is not None and "static" in _text(modifiers).split():
+        return {}
+    if declaration.child_by_field_name("computed_value") is not None:
+        return {}
+    properties: dict[str, TypeRef] = {}
+    name: str | None = None
+    for child in declaration.children:
+        if child.type == "pattern":
+            bound = child.child_by_field_name("bound_identifier")
+            name = _text(bound if bound is not None else child).strip()
+        elif child.type == "type_annotation" and name is not None:
+            declared = child.child_by_field_name("name")
+            if declared is not None:
+                properties[name] = _type_ref(declared)
+            name = None
+    return properties
+
+
+def _type_ref(node: Node) -> TypeRef:
+    """The TypeRef of a type node: `T`, `T?`, `Optional<T>`, `[T]`, `[T?]?`."""
+    optional = False
+    if node.type == "optional_type":
+        wrapped = node.child_by_field_name("wrapped")
+        optional, node = True, wrapped if wrapped is not None else node.children[0]
+    elif node.type == "user_type" and _first_child(node, "type_arguments") is not None:
+        head = _first_child(node, "type_identifier")
+        arguments = _first_child(node, "type_arguments")
+        inner = [child for child in arguments.children if child.is_named] if arguments else []
+        if head is not None and _text(head) == "Optional" and len(inner) == 1:
+            optional, node = True, inner[0]
+    if node.type == "array_type":
+        element = node.child_by_field_name("name")
+        if element is not None:
+            inner_ref = _type_ref(element)
+            if not inner_ref.array:
+                return TypeRef(inner_ref.name, optional, True, inner_ref.optional)
+    return TypeRef(" ".join(_text(node).split()), optional)
 
 
 def _inherits(declaration: Node) -> list[str]:
