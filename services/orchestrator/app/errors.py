@@ -8,7 +8,22 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body (design.md §3): a stable `error` code and a human `message`."""
+
+    error: str
+    message: str
+    detail: dict[str, Any] | None = None
+
+
+# The error responses every API route documents in OpenAPI (422 replaces FastAPI's default shape).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 422, 502, 503)
+}
 
 
 class AppError(Exception):

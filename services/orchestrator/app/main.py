@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from app.config import Settings, get_settings
 from app.db import get_engine
-from app.errors import install_error_handlers
+from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_query
 from app.routes import auth, profile, strava, web
 from app.security import KeyRing
@@ -92,9 +92,9 @@ def create_app(
     app.state.enqueue_sync = enqueue_sync
 
     install_error_handlers(app)
-    app.include_router(auth.router)
-    app.include_router(profile.router)
-    app.include_router(strava.router)
+    app.include_router(auth.router, responses=ERROR_RESPONSES)
+    app.include_router(profile.router, responses=ERROR_RESPONSES)
+    app.include_router(strava.router, responses=ERROR_RESPONSES)
     app.include_router(web.router)
 
     @app.middleware("http")

@@ -17,8 +17,8 @@ What is compared (the server's document is the source of truth; no copy of it is
   sent; the Swift type fits the JSON type (`Date` is a `date-time` string, `UUID` a `uuid`);
 - enums: each String-backed Swift enum decoded from a property has only values the server can
   send (the client-only `unknown` aside), and every value the server can send there is a case;
-- the error body (`APIError`): the server's OpenAPI has no component for it (the error handler
-  writes it), so its keys are checked against real error responses;
+- the error body (`APIError`): against the server's `ErrorBody` component like any document, and
+  also against real error responses (the error handler writes them, not the routes);
 - error codes: the switch of `StravaErrorCatalog.presentation` handles exactly the contract's
   codes (design.md §3, the one hand-kept list: OpenAPI cannot say them) plus every code the server
   can emit beyond them, unless that code is listed in `SERVER_INTERNAL_CODES` with a reason.

@@ -52,6 +52,7 @@ OPENAPI_SCHEMAS: Mapping[str, str] = {
     "StravaStatus.Sync": "SyncStatusOut",
     "StravaStatus.StatusError": "StatusErrorOut",
     "SyncQueuedResponse": "SyncQueuedOut",
+    "APIError": "ErrorBody",
 }
 
 # Fixture file (mobile/ios/Tests/Fixtures/<name>.json) → the Swift type the tests decode it as.

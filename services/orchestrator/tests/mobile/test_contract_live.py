@@ -114,16 +114,15 @@ def test_error_body_matches_real_error_responses(
     assert {body["error"] for body in bodies} <= set(client.error_mapping)
 
 
-def test_an_error_component_would_be_used(openapi: OpenAPI) -> None:
-    # Today the error body has no component (the error handler writes it), so APIError is
-    # checked against real error bodies. Should the server document it, check against that too.
+def test_the_error_component_is_the_one_api_error_maps_to(openapi: OpenAPI) -> None:
+    # The server documents its error body (ErrorBody); APIError is checked against it and, since
+    # the error handler writes the bodies, against real error responses too.
     shaped = [
         name
         for name, schema in components(openapi).items()
         if {"error", "message"} <= set(schema.get("properties", {}))
     ]
-    if shaped:
-        assert OPENAPI_SCHEMAS.get("APIError") in shaped, f"map APIError to one of {shaped}"
+    assert shaped == [OPENAPI_SCHEMAS["APIError"]]
 
 
 def test_status_fixtures_cover_the_servers_link_states(openapi: OpenAPI) -> None:
