@@ -36,9 +36,10 @@ from app.security import (
     verifier_matches,
 )
 from app.strava import service
-from app.strava.client import InvalidGrant, StravaClient, StravaError, TokenResponse
+from app.strava.client import InvalidGrant, StravaClient, StravaError
 from app.strava.credentials import LinkCredentials, open_link, seal_link
 from app.strava.models import LinkAttempt, StravaLink, SyncRun
+from app.strava.payloads import TokenResponse
 from app.strava.schemas import CallbackIn, LinkTokenIn
 
 log = structlog.get_logger(__name__)

@@ -49,9 +49,9 @@ from app.strava.client import (
     StravaClient,
     StravaError,
     StravaUnavailable,
-    SummaryActivity,
 )
 from app.strava.models import StravaLink, SyncRun, Workout
+from app.strava.payloads import SummaryActivity
 from app.strava.ratelimit import RateLimitSnapshot
 from app.strava.service import RECONNECT_CODES
 
