@@ -10,7 +10,8 @@ A run goes through three short transactions, never holding a lock while Strava i
    shared rate budget is asked (budget.py). A 401 gets one token refresh, then `reauth_required`;
 3. **write**: with the link row locked and re-checked (unlinked meanwhile → nothing is written),
    upsert by (source, source_id) in bulk, and only after a complete listing delete the window's
-   workouts that Strava no longer lists; then the run's telemetry and the link's status.
+   workouts that Strava no longer lists (both in ingest.py); then the run's telemetry and the
+   link's status.
 
 A listing that failed part-way keeps what it fetched, deletes nothing and moves no cursor
 (`partial`). A spent rate budget or a 429 is a state, not a failure: the run is `deferred` and the
@@ -23,13 +24,13 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import telemetry
@@ -50,19 +51,37 @@ from app.strava.client import (
     StravaError,
     StravaUnavailable,
 )
-from app.strava.models import StravaLink, SyncRun, Workout
+from app.strava.ingest import UpsertResult, delete_vanished, upsert_workouts
+from app.strava.models import StravaLink, SyncRun
 from app.strava.payloads import SummaryActivity
 from app.strava.ratelimit import RateLimitSnapshot
 from app.strava.service import RECONNECT_CODES
 
+# delete_vanished and upsert_workouts live in ingest.py; re-exported for tests and bench/.
+__all__ = [
+    "Listing",
+    "ListingTooLong",
+    "RunRecorder",
+    "SyncDeps",
+    "SyncOutcome",
+    "build_deps",
+    "claim_run",
+    "classify",
+    "close_deps",
+    "delete_vanished",
+    "next_slot",
+    "rate_limit_document",
+    "retry_delay",
+    "run_sync",
+    "slot_offset",
+    "upsert_workouts",
+]
+
 log = structlog.get_logger(__name__)
 
-RUN_SPORT_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
 PER_PAGE = 200
 # 100 pages of 200 is 20,000 activities in the window: a listing that long is a broken server.
 MAX_PAGES = 100
-# Rows per SELECT ... IN (...) when comparing with what is stored.
-LOOKUP_CHUNK = 1000
 # The longest wait before a failed sync is tried again (also capped by the sync interval).
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -186,184 +205,6 @@ def retry_delay(link_id: uuid.UUID, failures: int, interval_seconds: int) -> tim
     cap = min(MAX_BACKOFF.total_seconds(), interval_seconds)
     base = min(60.0 * 2 ** max(0, failures - 1), cap)
     return timedelta(seconds=base + slot_offset(link_id, 30))
-
-
-# --- activities → workouts ----------------------------------------------------------------------
-
-
-def _clip(value: str | None, length: int) -> str | None:
-    return value[:length] if value is not None else None
-
-
-def workout_values(
-    runner_id: uuid.UUID, activity: SummaryActivity, now: datetime
-) -> dict[str, Any] | None:
-    """The Workout columns of one activity; None when it has no start date (cannot be placed)."""
-    if activity.start_date is None:
-        return None
-    sport_type = activity.sport_type or activity.type or "Unknown"
-    visibility = activity.visibility
-    if visibility is None and activity.private is not None:
-        visibility = "only_me" if activity.private else None
-    return {
-        "runner_id": runner_id,
-        "source": "strava",
-        "source_id": activity.id,
-        "name": activity.name,
-        "sport_type": sport_type[:60],
-        "is_run": sport_type in RUN_SPORT_TYPES,
-        "start_date": activity.start_date,
-        "start_date_local": activity.start_date_local,
-        "timezone": _clip(activity.timezone, 100),
-        "distance_m": activity.distance,
-        "moving_time_s": activity.moving_time,
-        "elapsed_time_s": activity.elapsed_time,
-        "elevation_gain_m": activity.total_elevation_gain,
-        "average_speed_mps": activity.average_speed,
-        "max_speed_mps": activity.max_speed,
-        "average_heartrate": activity.average_heartrate,
-        "max_heartrate": activity.max_heartrate,
-        "average_cadence": activity.average_cadence,
-        "workout_type": activity.workout_type,
-        "manual": bool(activity.manual),
-        "trainer": bool(activity.trainer),
-        "visibility": _clip(visibility, 20),
-        "summary_polyline": activity.map.summary_polyline if activity.map is not None else None,
-        "raw": activity.raw,
-        "updated_at": now,
-    }
-
-
-# Everything an update may change; never the id, the source key or created_at.
-_UPDATABLE = (
-    "runner_id",
-    "name",
-    "sport_type",
-    "is_run",
-    "start_date",
-    "start_date_local",
-    "timezone",
-    "distance_m",
-    "moving_time_s",
-    "elapsed_time_s",
-    "elevation_gain_m",
-    "average_speed_mps",
-    "max_speed_mps",
-    "average_heartrate",
-    "max_heartrate",
-    "average_cadence",
-    "workout_type",
-    "manual",
-    "trainer",
-    "visibility",
-    "summary_polyline",
-    "raw",
-    "updated_at",
-)
-
-
-@dataclass
-class UpsertResult:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    # When each inserted activity ended (start + elapsed time), for the ingestion-lag metric.
-    inserted_ends: list[datetime] = field(default_factory=list)
-
-
-_UPSERTS: dict[str, Any] = {}
-
-
-def _upsert_statement(session: Session) -> Any:
-    """`INSERT .. ON CONFLICT (source, source_id) DO UPDATE` on the table (Core), built once per
-    dialect, then executed with all the rows at once (the driver's executemany; psycopg
-    pipelines it). The ORM's bulk path would send one statement per few rows."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in _UPSERTS:
-        _UPSERTS[dialect] = _build_upsert(dialect)
-    return _UPSERTS[dialect]
-
-
-def _build_upsert(dialect: str) -> Any:
-    table = Workout.__table__
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table)  # type: ignore[arg-type]
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table)  # type: ignore[arg-type]
-    else:  # pragma: no cover - PostgreSQL and SQLite are the only supported databases
-        raise RuntimeError(f"no upsert for {dialect}")
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.source, table.c.source_id],
-        set_={name: stmt.excluded[name] for name in _UPDATABLE},
-    )
-
-
-def upsert_workouts(
-    session: Session, runner_id: uuid.UUID, activities: Iterable[SummaryActivity], now: datetime
-) -> UpsertResult:
-    """Insert new activities and update changed ones (raw JSON differs), in bulk."""
-    result = UpsertResult()
-    rows: dict[int, dict[str, Any]] = {}
-    for activity in activities:
-        values = workout_values(runner_id, activity, now)
-        if values is None:
-            result.skipped += 1
-            continue
-        rows[activity.id] = values
-    if not rows:
-        return result
-    stored: dict[int, tuple[uuid.UUID, Any]] = {}
-    ids = list(rows)
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start : start + LOOKUP_CHUNK]
-        for source_id, owner, raw in session.execute(
-            select(Workout.source_id, Workout.runner_id, Workout.raw).where(
-                Workout.source == "strava", Workout.source_id.in_(chunk)
-            )
-        ):
-            stored[source_id] = (owner, raw)
-    changes: list[dict[str, Any]] = []
-    for source_id, values in rows.items():
-        previous = stored.get(source_id)
-        if previous is None:
-            result.inserted += 1
-            changes.append({"id": uuid.uuid4(), **values})
-            elapsed = values["elapsed_time_s"] or 0
-            result.inserted_ends.append(values["start_date"] + timedelta(seconds=elapsed))
-        elif previous[0] != runner_id or previous[1] != values["raw"]:
-            result.updated += 1
-            changes.append({"id": uuid.uuid4(), **values})
-        else:
-            result.unchanged += 1
-    if changes:
-        session.connection().execute(_upsert_statement(session), changes)
-    return result
-
-
-def delete_vanished(
-    session: Session, runner_id: uuid.UUID, listed: set[int], window_start: datetime
-) -> int:
-    """Remove the runner's Strava workouts that started inside the window but are no longer
-    listed (deleted or hidden on Strava). Call only after a *complete* listing.
-
-    The window's first second is left alone: whether Strava's `after` includes it is unknown.
-    """
-    stored = session.execute(
-        select(Workout.id, Workout.source_id).where(
-            Workout.runner_id == runner_id,
-            Workout.source == "strava",
-            Workout.start_date > window_start,
-        )
-    ).all()
-    gone = [workout_id for workout_id, source_id in stored if source_id not in listed]
-    for start in range(0, len(gone), LOOKUP_CHUNK):
-        session.execute(delete(Workout).where(Workout.id.in_(gone[start : start + LOOKUP_CHUNK])))
-    return len(gone)
 
 
 # --- the run ------------------------------------------------------------------------------------
