@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -161,8 +162,11 @@ def dev(
         "worker": [*exe, "worker", "--concurrency", "2"],
         "beat": [*exe, "beat"],
     }
+    # Each child leads its own process group, so stopping it also stops what it forked (the
+    # worker's pool); `dev` itself turns SIGTERM into the same clean stop as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     processes = {
-        name: subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and modules
+        name: subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603 - ours
         for name, command in commands.items()
     }
     url = settings.public_base_url
@@ -177,19 +181,30 @@ def dev(
     except KeyboardInterrupt:
         pass
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop_groups(list(processes.values()))
     failed = [
         name for name, process in processes.items() if process.returncode not in (0, -15, None)
     ]
     if failed:
         console.print(f"[red]stopped: {', '.join(failed)} exited early[/red]")
+
+
+def _raise_keyboard_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_groups(processes: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
+    """SIGTERM each child (a graceful stop: the worker shuts its own pool down), then SIGKILL
+    whatever is left of its process group after a while."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers: pool children, hung servers
 
 
 def main() -> None:
