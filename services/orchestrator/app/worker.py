@@ -14,10 +14,12 @@ beat tick recovers (scheduling.recover_stale_runs).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
+from sqlalchemy import create_engine, text
 
 from app.config import VAR_DIR, Settings, get_settings
 from app.models import import_all_models
@@ -162,6 +164,25 @@ def prepare_embedded_broker(settings: Settings) -> None:
         return
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_declare(queue=settings.sync_queue)
+
+
+def prune_embedded_broker(url: str, *, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete delivered messages from the embedded broker; returns how many.
+
+    kombu's SQLAlchemy transport keeps every delivered message (visible = false) forever, so
+    without this a long sandbox run grows var/broker.db by one row per task. Its timestamps are
+    naive local time (kombu writes datetime.now()).
+    """
+    engine = create_engine(url.removeprefix("sqla+"), connect_args={"timeout": 30})
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(
+                text("DELETE FROM kombu_message WHERE visible = :no AND timestamp < :cutoff"),
+                {"no": False, "cutoff": datetime.now() - older_than},
+            )
+            return int(result.rowcount or 0)
+    finally:
+        engine.dispose()
 
 
 def beat_arguments() -> list[str]:

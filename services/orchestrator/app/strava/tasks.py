@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 from app.config import get_settings
 from app.errors import ServiceUnavailable
 from app.strava import scheduling, sync
-from app.worker import broker_available, celery_app
+from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
 
 class BrokerUnavailable(ServiceUnavailable):
@@ -60,6 +60,8 @@ def tick() -> dict[str, object]:
         stale_queued=timedelta(seconds=settings.stale_queued_seconds),
         reserve=settings.rate_budget_reserve,
     )
+    if not settings.redis_url:
+        prune_embedded_broker(broker_url(settings))
     return report.summary()
 
 
