@@ -6,7 +6,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import httpx2
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -20,20 +19,9 @@ from app.logging import configure_logging, redact_query
 from app.routes import auth, profile, strava, web
 from app.security import KeyRing
 from app.strava.client import ResponseInfo, StravaClient, create_http_client
-from app.strava.service import Enqueue
+from app.strava.service import Enqueue, build_strava_client
 
 access_log = structlog.get_logger("orchestrator.access")
-
-
-def build_strava_client(settings: Settings, http: httpx2.Client) -> StravaClient:
-    return StravaClient(
-        http,
-        api_base_url=settings.api_base_url,
-        oauth_base_url=settings.oauth_base_url,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        on_response=_response_hook(settings),
-    )
 
 
 def _response_hook(settings: Settings) -> Callable[[ResponseInfo], None]:
@@ -69,7 +57,9 @@ def create_app(
     configure_logging(json=settings.log_json)
     # One pooled HTTP client for the process's Strava calls, closed with the app.
     http = create_http_client(timeout_s=settings.strava_timeout_seconds)
-    client = strava_client or build_strava_client(settings, http)
+    client = strava_client or build_strava_client(
+        settings, http, on_response=_response_hook(settings)
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

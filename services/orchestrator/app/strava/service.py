@@ -10,15 +10,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import httpx2
 import structlog
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow
+from app.config import Settings
 from app.db import after_commit
 from app.errors import InvalidRequest, NotLinked, ServiceUnavailable
 from app.security import KeyRing
-from app.strava.client import StravaAuthError, StravaClient, StravaError
+from app.strava.client import ResponseInfo, StravaAuthError, StravaClient, StravaError
 from app.strava.credentials import open_link, seal_pending_deauthorization
 from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun, Workout
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
@@ -59,6 +61,23 @@ PRIVATE_RUNS_MISSING = (
 RECONNECT_CODES = frozenset({"reauth_required", "revoked", "insufficient_scope"})
 
 Enqueue = Callable[[uuid.UUID], None]
+
+
+def build_strava_client(
+    settings: Settings,
+    http: httpx2.Client,
+    *,
+    on_response: Callable[[ResponseInfo], None] | None = None,
+) -> StravaClient:
+    """The one place settings meet the client (which itself knows no settings)."""
+    return StravaClient(
+        http,
+        api_base_url=settings.api_base_url,
+        oauth_base_url=settings.oauth_base_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        on_response=on_response,
+    )
 
 
 def parse_scopes(scope: str | None) -> list[str]:

@@ -55,7 +55,7 @@ from app.strava.ingest import UpsertResult, delete_vanished, upsert_workouts
 from app.strava.models import StravaLink, SyncRun
 from app.strava.payloads import SummaryActivity
 from app.strava.ratelimit import RateLimitSnapshot
-from app.strava.service import RECONNECT_CODES
+from app.strava.service import RECONNECT_CODES, build_strava_client
 
 # delete_vanished and upsert_workouts live in ingest.py; re-exported for tests and bench/.
 __all__ = [
@@ -118,14 +118,7 @@ def build_deps(settings: Settings) -> SyncDeps:
     http = create_http_client(timeout_s=settings.strava_timeout_seconds)
 
     def client_for(hook: Callable[[ResponseInfo], None]) -> StravaClient:
-        return StravaClient(
-            http,
-            api_base_url=settings.api_base_url,
-            oauth_base_url=settings.oauth_base_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            on_response=hook,
-        )
+        return build_strava_client(settings, http, on_response=hook)
 
     return SyncDeps(
         sessions=sessions,
