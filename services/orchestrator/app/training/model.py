@@ -144,6 +144,8 @@ class DayLoad:
     ctl: float
     form: float  # ctl - atl of the same day
     workouts: tuple[WorkoutLoad, ...]
+    # Fewer than 42 days of history up to this day: ATL and CTL still lean on their seed.
+    provisional: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +375,7 @@ def training_load_model(
             ctl=_round(ctl[index], 1),
             form=_round(ctl[index] - atl[index], 1),
             workouts=tuple(_rounded(assessed) for assessed in by_day[index]),
+            provisional=index + 1 < FULL_HISTORY_DAYS,
         )
         for index in shown
     )

@@ -155,6 +155,23 @@ def test_power_load_of_a_ride_with_weighted_watts() -> None:
     assert (load.method, load.load, load.intensity_factor) == (LoadMethod.power, 128.0, 0.8)
 
 
+def test_estimated_watts_are_not_power_data() -> None:
+    ride = dataclasses.replace(
+        summary("Ride", minutes=120, weighted_average_watts=200), device_watts=False
+    )
+
+    load = workout_load(ride, physiology(THRESHOLDS))
+
+    # Ride IF 0.65: 100 x 2 h x 0.4225 = 84.5
+    assert (load.method, load.load) == (LoadMethod.duration, 84.5)
+
+
+def test_a_run_with_watts_is_not_counted_by_power() -> None:
+    run = summary("Run", minutes=40, weighted_average_watts=300)
+
+    assert workout_load(run, physiology(THRESHOLDS)).method is LoadMethod.duration
+
+
 def test_heart_rate_comes_before_power_when_both_are_known() -> None:
     profile = dataclasses.replace(HEART, ftp_w=250)
     ride = summary("Ride", average_heartrate=170, weighted_average_watts=200)
@@ -285,6 +302,9 @@ def test_a_week_of_history_seeded_with_its_mean_daily_load() -> None:
     assert (current.atl, current.ctl, current.form) == (10.9, 14.1, 3.2)
     # rolling ACWR over the 7 days available: (100/7) / (100/7) = 1.0
     assert current.acwr_rolling == 1.0
+    # EWMA ACWR = ATL / 28-day EWMA; 28-day day 0 = 14.2857 x e^(-1/28) + 100 x (1 - e^(-1/28))
+    # = 17.293, day 6 = 17.293 x e^(-6/28) = 13.957; 10.905 / 13.957 = 0.78
+    assert current.acwr_ewma == 0.78
     # Foster: mean 14.2857, population SD sqrt((85.714^2 + 6 x 14.2857^2) / 7) = 34.993
     # monotony = 14.2857 / 34.993 = 0.41; strain = 100 x 0.4082 = 40.8
     assert (current.monotony, current.strain, current.weekly_load) == (0.41, 40.8, 100.0)
@@ -292,6 +312,7 @@ def test_a_week_of_history_seeded_with_its_mean_daily_load() -> None:
     assert current.ramp_rate == pytest.approx(-0.2, abs=0.051)
     assert current.provisional is True
     assert current.history_days == 7
+    assert all(day.provisional for day in model.days)
 
 
 def test_steady_load_stays_at_its_seed_and_form_is_zero() -> None:
@@ -306,8 +327,11 @@ def test_steady_load_stays_at_its_seed_and_form_is_zero() -> None:
 
 
 def test_figures_are_final_from_42_days_of_history() -> None:
-    current = model_of([50.0] * 42).current
+    model = model_of([50.0] * 42, days=2)
+    current = model.current
 
+    # day 41 of history is the 42nd: final; the day before is still provisional
+    assert [day.provisional for day in model.days] == [True, False]
     assert current.provisional is False
     assert not any("provisional" in sentence for sentence in current.sentences)
 
