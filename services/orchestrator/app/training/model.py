@@ -264,7 +264,7 @@ def _by_intensity(
 ) -> WorkoutLoad:
     if not intensity_factor <= MAX_INTENSITY_FACTOR:
         intensity_factor = MAX_INTENSITY_FACTOR
-        notes.append(f"intensity above {MAX_INTENSITY_FACTOR:g} x threshold: counted at that")
+        notes.append(f"intensity above {MAX_INTENSITY_FACTOR:g} times threshold: counted at that")
     load = 100 * hours * intensity_factor**2
     return _load(workout, load, method, intensity_factor, None, notes)
 

@@ -247,9 +247,9 @@ def _resolve_threshold_hr(profile: Physiology, max_hr: ResolvedValue) -> Resolve
             None, ValueSource.unknown, "threshold heart rate unknown: no max heart rate" + suffix
         )
     return ResolvedValue(
-        round(THRESHOLD_HR_SHARE_OF_MAX * max_hr.value),
+        float(round(THRESHOLD_HR_SHARE_OF_MAX * max_hr.value)),
         ValueSource.estimated,
-        f"threshold heart rate estimated as {THRESHOLD_HR_SHARE_OF_MAX:g} x max heart rate"
+        f"threshold heart rate estimated as {THRESHOLD_HR_SHARE_OF_MAX:.0%} of max heart rate"
         + suffix,
     )
 
@@ -282,7 +282,9 @@ def _resolve_threshold_speed(profile: Physiology, measured: list[WorkoutSummary]
     pace = finite_positive(profile.threshold_pace_s_per_km)
     speed = None if pace is None else _in_range(1000.0 / pace, THRESHOLD_SPEED_RANGE)
     if speed is not None:
-        return ResolvedValue(speed, ValueSource.profile, "threshold pace from your profile")
+        return ResolvedValue(
+            round(speed, 3), ValueSource.profile, "threshold pace from your profile"
+        )
     suffix = "" if pace is None else f" (profile pace {pace:g} s/km ignored: implausible)"
     best = _best_sustained(
         ((workout.speed_mps, workout.moving_time_s) for workout in measured if workout.is_run),
@@ -295,7 +297,7 @@ def _resolve_threshold_speed(profile: Physiology, measured: list[WorkoutSummary]
             "threshold pace unknown: no run of 20 minutes or more" + suffix,
         )
     return ResolvedValue(
-        best,
+        round(best, 3),
         ValueSource.estimated,
         "threshold pace estimated from your best run of 20 minutes or more" + suffix,
     )
@@ -319,7 +321,7 @@ def _resolve_ftp(profile: Physiology, measured: list[WorkoutSummary]) -> Resolve
             None, ValueSource.unknown, "FTP unknown: no power-meter ride of 20 minutes" + suffix
         )
     return ResolvedValue(
-        best,
+        round(best, 1),
         ValueSource.estimated,
         "FTP estimated from your best power-meter ride of 20 minutes or more" + suffix,
     )
