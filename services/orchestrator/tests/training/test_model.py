@@ -363,7 +363,7 @@ def test_a_steep_build_raises_ramp_form_and_monotony_flags_in_plain_words() -> N
     current = model_of([20.0] * 35 + [200.0] * 7).current
     raised = {flag.code for flag in current.flags if flag.raised}
 
-    # ramp = CTL(today) - CTL(7 days ago): 7 days of 200 lift CTL by about 23 points
+    # ramp = CTL(today) - CTL(7 days ago): 7 days of 200 lift CTL by about 25 points
     assert current.ramp_rate is not None
     assert current.ramp_rate > 8
     assert current.form < -30
