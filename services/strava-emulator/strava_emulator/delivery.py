@@ -111,6 +111,7 @@ class Deliverer:
         """Heap of (monotonic due time, queue order, delivery)."""
         self._held: list[Delivery] = []
         """``out_of_order`` deliveries waiting to be overtaken by the next event."""
+        self._in_flight: Delivery | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -183,7 +184,8 @@ class Deliverer:
             self._wake.set()
 
     def pending(self) -> int:
-        return sum(1 for d in self.log.values() if d.state == "pending")
+        """Queued, held or being sent (O(1): tests poll it)."""
+        return len(self._due) + len(self._held) + (self._in_flight is not None)
 
     def deliveries(self, state: str | None = None) -> list[Delivery]:
         return [d for d in self.log.values() if state is None or d.state == state]
@@ -210,6 +212,9 @@ class Deliverer:
             delivery.state = "dropped"
         for delivery in self._held:
             delivery.state = "dropped"
+        if self._in_flight is not None:
+            self._in_flight.state = "dropped"
+            self._in_flight = None
         self._due.clear()
         self._held.clear()
 
@@ -238,7 +243,12 @@ class Deliverer:
                         await asyncio.wait_for(wake.wait(), wait)
                     continue
                 _, _, delivery = heapq.heappop(self._due)
-                await self._attempt(client, delivery)
+                self._in_flight = delivery
+                try:
+                    await self._attempt(client, delivery)
+                finally:
+                    if self._in_flight is delivery:  # stop() may have moved on already
+                        self._in_flight = None
 
     async def _attempt(self, client: httpx2.AsyncClient, delivery: Delivery) -> None:
         at = isoformat_z(self.clock.now())
@@ -259,7 +269,7 @@ class Deliverer:
             error = "timeout"
         except httpx2.TimeoutException:
             error = "timeout"
-        except httpx2.HTTPError as exc:
+        except Exception as exc:  # refused, reset, bad URL...: a failed attempt, never a crash
             error = type(exc).__name__
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         delivery.attempts.append(Attempt(at, status, error, duration_ms))

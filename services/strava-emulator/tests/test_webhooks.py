@@ -352,5 +352,12 @@ def test_reset_forgets_the_subscription_and_the_log(
     assert listed.json() == []
 
 
+def test_the_admin_openapi_documents_the_webhook_admin_api(emu: EmulatorHandle) -> None:
+    paths = httpx2.get(f"{emu.base_url}/_emulator/openapi.json", timeout=10).json()["paths"]
+    for path in ("deliveries", "pending", "scan", "faults"):
+        assert f"/_emulator/webhooks/{path}" in paths
+    assert "/api/v3/push_subscriptions" in paths
+
+
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).timestamp()
