@@ -314,7 +314,7 @@ def test_out_of_order_fault_delivers_an_event_after_the_next_one(
 def test_delay_fault_lets_later_events_overtake(
     emu: EmulatorHandle, callback: CallbackReceiver, runner: int
 ) -> None:
-    emu.admin.add_webhook_fault("delay", delay_ms=1500)
+    emu.admin.add_webhook_fault("delay", delay_ms=2500)
     act = emu.admin.create_activity(runner)
     emu.admin.delete_activity(act["id"])
     events = _delivered(emu, callback)
