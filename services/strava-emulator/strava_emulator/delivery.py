@@ -63,6 +63,8 @@ class Attempt:
     """The callback's status; ``None`` when it timed out or could not be reached."""
     error: str | None
     duration_ms: float
+    wall_ts: float
+    """Real epoch seconds when the attempt started (for latency figures under a moved clock)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class Delivery:
     event: dict[str, Any]
     callback_url: str
     queued_at: str
+    queued_wall_ts: float
+    """Real epoch seconds when the event was queued (the moment it "happened")."""
     state: DeliveryState = "pending"
     fault: DeliveryFaultKind | None = None
     attempts: list[Attempt] = field(default_factory=list)
@@ -81,6 +85,7 @@ class Delivery:
             "event": self.event,
             "callback_url": self.callback_url,
             "queued_at": self.queued_at,
+            "queued_wall_ts": self.queued_wall_ts,
             "state": self.state,
             "fault": self.fault,
             "attempts": [
@@ -89,6 +94,7 @@ class Delivery:
                     "status_code": a.status_code,
                     "error": a.error,
                     "duration_ms": a.duration_ms,
+                    "wall_ts": a.wall_ts,
                 }
                 for a in self.attempts
             ],
@@ -172,6 +178,7 @@ class Deliverer:
             event=event,
             callback_url=callback_url,
             queued_at=isoformat_z(self.clock.now()),
+            queued_wall_ts=time.time(),
             fault=fault,
         )
         self.log[delivery.id] = delivery
@@ -252,6 +259,7 @@ class Deliverer:
 
     async def _attempt(self, client: httpx2.AsyncClient, delivery: Delivery) -> None:
         at = isoformat_z(self.clock.now())
+        wall_ts = time.time()
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
@@ -272,7 +280,7 @@ class Deliverer:
         except Exception as exc:  # refused, reset, bad URL...: a failed attempt, never a crash
             error = type(exc).__name__
         duration_ms = round((time.monotonic() - started) * 1000, 1)
-        delivery.attempts.append(Attempt(at, status, error, duration_ms))
+        delivery.attempts.append(Attempt(at, status, error, duration_ms, wall_ts))
         if status == 200:
             delivery.state = "delivered"
         elif len(delivery.attempts) >= MAX_ATTEMPTS:

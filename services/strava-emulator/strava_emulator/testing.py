@@ -69,6 +69,7 @@ class DeliveryAttempt(TypedDict):
     status_code: int | None
     error: str | None
     duration_ms: float
+    wall_ts: float
 
 
 class WebhookDelivery(TypedDict):
@@ -76,6 +77,9 @@ class WebhookDelivery(TypedDict):
     event: WebhookEvent
     callback_url: str
     queued_at: str
+    """Emulator time (second precision)."""
+    queued_wall_ts: float
+    """Real epoch seconds, like each attempt's ``wall_ts``."""
     state: str
     """pending, delivered, failed (three attempts without a 200) or dropped."""
     fault: str | None

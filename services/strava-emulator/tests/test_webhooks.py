@@ -264,9 +264,12 @@ def test_the_delivery_log_records_each_event_and_attempt(
     assert delivery["callback_url"] == callback.url
     assert delivery["fault"] is None
     for attempt in delivery["attempts"]:
-        assert set(attempt) == {"at", "status_code", "error", "duration_ms"}
+        assert set(attempt) == {"at", "status_code", "error", "duration_ms", "wall_ts"}
         assert attempt["duration_ms"] >= 0
         assert _ts(attempt["at"]) >= _ts(delivery["queued_at"])
+        assert attempt["wall_ts"] >= delivery["queued_wall_ts"]
+    first, second = delivery["attempts"]
+    assert second["wall_ts"] > first["wall_ts"]
     assert emu.admin.webhook_deliveries("failed") == []
     emu.admin.clear_webhook_deliveries()
     assert emu.admin.webhook_deliveries() == []
