@@ -182,3 +182,16 @@ def test_subscription_calls_are_not_rate_limited(
     listed = _list(emu)
     assert "x-ratelimit-usage" not in listed.headers
     assert emu.admin.get_rate_limits()["overall_usage"] == [0, 0]
+
+
+def test_injected_faults_apply_to_subscription_calls(
+    emu: EmulatorHandle, callback: CallbackReceiver
+) -> None:
+    emu.admin.add_fault("/api/v3/push_subscriptions", method="POST", status=503)
+    failed = emu.subscribe(callback.url, "vt")
+    assert failed.status_code == 503
+    assert failed.headers["content-type"].startswith("text/html")  # Strava's CDN page
+    assert callback.validations == []
+    assert emu.subscribe(callback.url, "vt").status_code == 201
+    logged = emu.admin.requests(path="/api/v3/push_subscriptions", method="POST")
+    assert [r["status"] for r in logged] == [503, 201]
