@@ -18,6 +18,7 @@ from strava_emulator.faults import FaultKind
 from strava_emulator.oauth import emulator, issue_token_response, json_response, parse_scopes
 from strava_emulator.state import EmulatorState
 from strava_emulator.store import UnknownAthlete, dumps
+from strava_emulator.webhooks import watched_fields
 
 router = APIRouter(prefix="/_emulator", tags=["emulator admin"])
 
@@ -181,6 +182,7 @@ async def list_athlete_activities(request: Request, athlete_id: int) -> Response
 async def create_activity(request: Request, athlete_id: int, body: ActivityFields) -> Response:
     state = emulator(request)
     act = state.store.create_activity(_athlete(state, athlete_id), body.given())
+    state.webhooks.activity_created(act)
     return json_response(dumps(activity_view(state, act)), 201)
 
 
@@ -193,14 +195,19 @@ async def get_activity(request: Request, activity_id: int) -> Response:
 @router.patch("/activities/{activity_id}")
 async def update_activity(request: Request, activity_id: int, body: ActivityFields) -> Response:
     state = emulator(request)
-    act = state.store.update_activity(_activity(state, activity_id), body.given())
+    act = _activity(state, activity_id)
+    before = watched_fields(state, act)
+    state.store.update_activity(act, body.given())
+    state.webhooks.activity_updated(act, before)
     return json_response(dumps(activity_view(state, act)))
 
 
 @router.delete("/activities/{activity_id}", status_code=204)
 async def delete_activity(request: Request, activity_id: int) -> Response:
     state = emulator(request)
-    state.store.delete_activity(_activity(state, activity_id))
+    act = _activity(state, activity_id)
+    state.store.delete_activity(act)
+    state.webhooks.activity_deleted(act)
     return Response(status_code=204)
 
 
@@ -208,7 +215,9 @@ async def delete_activity(request: Request, activity_id: int) -> Response:
 async def revoke(request: Request, athlete_id: int) -> Response:
     """As if the athlete removed the app in their Strava settings."""
     state = emulator(request)
-    state.tokens.revoke_athlete(_athlete(state, athlete_id).id)
+    athlete = _athlete(state, athlete_id)
+    state.webhooks.athlete_deauthorizing(athlete.id)
+    state.tokens.revoke_athlete(athlete.id)
     return Response(status_code=204)
 
 
@@ -241,6 +250,7 @@ async def set_clock(request: Request, body: ClockChange) -> dict[str, Any]:
         state.clock.set(body.now)
     elif body.advance_seconds is not None:
         state.clock.advance(body.advance_seconds)
+    state.webhooks.scan()  # activities the new time has "uploaded" get their create events
     return _clock_view(state)
 
 

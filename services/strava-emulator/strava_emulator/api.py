@@ -17,6 +17,7 @@ from strava_emulator.store import dumps
 from strava_emulator.tokens import AccessToken
 
 PREFIX: Final = "/api/v3"
+PUSH_PREFIX: Final = "/api/v3/push_subscriptions"
 DEFAULT_PER_PAGE: Final = 30
 MAX_PER_PAGE: Final = 200
 """Larger ``per_page`` values are clamped to 200 rather than refused."""
@@ -28,8 +29,9 @@ _ACTIVITY_PATH: Final = re.compile(r"/api/v3/activities/([^/]+)/?")
 
 
 def handles(path: str) -> bool:
-    """Paths answered here: all of /api/v3 except the OAuth aliases (FastAPI serves those)."""
-    return path.startswith(PREFIX) and not path.startswith("/api/v3/oauth/")
+    """Paths answered here: all of /api/v3 except the OAuth aliases and push subscriptions
+    (FastAPI serves those)."""
+    return path.startswith(PREFIX) and not path.startswith(("/api/v3/oauth/", PUSH_PREFIX))
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 
-from strava_emulator import admin, oauth
+from strava_emulator import admin, oauth, push
 from strava_emulator.config import EmulatorConfig
 from strava_emulator.errors import JSON_CONTENT_TYPE, StravaError
 from strava_emulator.gateway import StravaGateway
@@ -31,6 +31,8 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     app.add_exception_handler(StravaError, strava_error)
     # /api/v3 itself is answered by the gateway (strava_emulator.api), not by routes.
     app.include_router(oauth.router)
+    app.include_router(push.router)
     app.include_router(admin.router)
+    app.include_router(push.admin_router)
     app.add_middleware(StravaGateway, state=state)
     return app

@@ -26,6 +26,12 @@ def serve(
     client_secret: str = typer.Option("sandbox-secret", help="Its client_secret."),
     callback_domain: str = typer.Option("localhost", help="Its Authorization Callback Domain."),
     history_days: int = typer.Option(120, help="Days of generated history per athlete."),
+    webhook_retry_delay: float = typer.Option(
+        120.0, help="Seconds before an unacknowledged webhook event is sent again."
+    ),
+    webhook_scan_seconds: float = typer.Option(
+        1.0, help="How often newly uploaded generated activities become create events (0: off)."
+    ),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
     """Serve the OAuth pages, /api/v3 and the /_emulator admin API."""
@@ -36,6 +42,8 @@ def serve(
         client_secret=client_secret,
         callback_domain=callback_domain,
         history_days=history_days,
+        webhook_retry_delay_seconds=webhook_retry_delay,
+        webhook_scan_seconds=webhook_scan_seconds,
     )
     typer.echo(f"strava-emulator listening on http://{host}:{port} (seed {seed})")
     app = create_app(config)

@@ -23,3 +23,11 @@ class EmulatorConfig(BaseModel):
     """(15-minute, daily) limit for "non-upload" requests; every emulated endpoint is one."""
     code_ttl_seconds: int = 600
     access_token_ttl_seconds: int = 21600
+    webhook_timeout_seconds: float = Field(default=2.0, gt=0)
+    """Strava's limit for the callback's answer, to the validation GET and to each event POST."""
+    webhook_retry_delay_seconds: float = Field(default=120.0, ge=0)
+    """Wait before re-sending an unacknowledged event (Strava's spacing is undocumented; about
+    2 minutes was observed). Tests make it small."""
+    webhook_scan_seconds: float = Field(default=1.0, ge=0)
+    """How often (real seconds) generated activities that have "appeared" since the last check
+    become create events; 0 turns the periodic check off (clock moves still trigger one)."""

@@ -30,7 +30,9 @@ def is_strava_path(path: str) -> bool:
 
 
 def is_rate_limited(path: str) -> bool:
-    if path.startswith("/api/v3/oauth/authorize"):
+    if path.startswith(("/api/v3/oauth/authorize", api.PUSH_PREFIX)):
+        # Subscription calls are made with the app's credentials, not a token: whether they
+        # count against the limits is undocumented; here they do not.
         return False
     return path.startswith("/api/v3") or path in RATE_LIMITED_PATHS
 

@@ -261,6 +261,7 @@ async def deauthorize(request: Request) -> Response:
     if found is None:
         raise errors.invalid_access_token()
     request.state.athlete_id = found.athlete_id
+    state.webhooks.athlete_deauthorizing(found.athlete_id)
     state.tokens.revoke_athlete(found.athlete_id)
     return json_response(dumps({"access_token": token}))
 

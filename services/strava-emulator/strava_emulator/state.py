@@ -9,6 +9,7 @@ from strava_emulator.ratelimit import RateLimiter
 from strava_emulator.requestlog import RequestLog
 from strava_emulator.store import Store
 from strava_emulator.tokens import TokenStore
+from strava_emulator.webhooks import WebhookHub
 
 
 class EmulatorState:
@@ -17,6 +18,7 @@ class EmulatorState:
         self.clock = Clock()
         self.faults = FaultRegistry()
         self.requests = RequestLog()
+        self.webhooks = WebhookHub(self)
         self._build()
 
     def _build(self) -> None:
@@ -25,7 +27,9 @@ class EmulatorState:
         self.limiter = RateLimiter(self.config.overall_limit, self.config.read_limit)
 
     def reset(self) -> None:
-        """Back to the initial seeded state: data, tokens, clock, limits, faults and log."""
+        """Back to the initial seeded state: data, tokens, clock, limits, faults and log;
+        no push subscription."""
+        self.webhooks.reset()
         self.clock.reset()
         self.faults.clear()
         self.requests.clear()

@@ -23,6 +23,7 @@ import uvicorn
 
 from strava_emulator.app import create_app
 from strava_emulator.config import EmulatorConfig
+from strava_emulator.delivery import DeliveryFaultKind
 from strava_emulator.faults import FaultKind
 
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -51,6 +52,38 @@ class RequestRecord(TypedDict):
     status: int
     athlete_id: int | None
     at: str
+
+
+class WebhookEvent(TypedDict):
+    aspect_type: str
+    event_time: int
+    object_id: int
+    object_type: str
+    owner_id: int
+    subscription_id: int
+    updates: dict[str, str]
+
+
+class DeliveryAttempt(TypedDict):
+    at: str
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    wall_ts: float
+
+
+class WebhookDelivery(TypedDict):
+    id: int
+    event: WebhookEvent
+    callback_url: str
+    queued_at: str
+    """Emulator time (second precision)."""
+    queued_wall_ts: float
+    """Real epoch seconds, like each attempt's ``wall_ts``."""
+    state: str
+    """pending, delivered, failed (three attempts without a 200) or dropped."""
+    fault: str | None
+    attempts: list[DeliveryAttempt]
 
 
 def _parse_time(value: str) -> datetime:
@@ -186,6 +219,53 @@ class AdminClient:
     def reset(self) -> None:
         self._call("POST", "/reset")
 
+    # webhooks (the subscription itself is made through Strava's /api/v3/push_subscriptions)
+    def webhook_deliveries(self, state: str | None = None) -> list[WebhookDelivery]:
+        """Queued events, oldest first, with their attempts; ``state`` filters."""
+        params = {"state": state} if state else {}
+        found = self._call("GET", "/webhooks/deliveries", params=params)
+        return cast(list[WebhookDelivery], found["items"])
+
+    def clear_webhook_deliveries(self) -> None:
+        self._call("DELETE", "/webhooks/deliveries")
+
+    def webhook_pending(self) -> int:
+        return int(self._call("GET", "/webhooks/pending")["pending"])
+
+    def wait_for_webhooks(self, timeout: float = 10.0) -> list[WebhookDelivery]:
+        """Poll until no event is pending (delivered, failed or dropped); the delivery log.
+        Raises ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.webhook_pending():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"webhook deliveries still pending after {timeout} s")
+            time.sleep(0.01)
+        return self.webhook_deliveries()
+
+    def scan_webhooks(self) -> int:
+        """Queue create events for generated activities that have appeared; how many."""
+        return int(self._call("POST", "/webhooks/scan")["events"])
+
+    def add_webhook_fault(
+        self,
+        kind: DeliveryFaultKind,
+        *,
+        count: int = 1,
+        delay_ms: int = 0,
+        object_type: str | None = None,
+        aspect_type: str | None = None,
+    ) -> str:
+        """Spoil the next ``count`` matching events: drop, duplicate, delay, out_of_order."""
+        body: dict[str, Any] = {"kind": kind, "count": count, "delay_ms": delay_ms}
+        if object_type is not None:
+            body["object_type"] = object_type
+        if aspect_type is not None:
+            body["aspect_type"] = aspect_type
+        return str(self._call("POST", "/webhooks/faults", json=body)["id"])
+
+    def clear_webhook_faults(self) -> None:
+        self._call("DELETE", "/webhooks/faults")
+
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
@@ -204,6 +284,20 @@ class EmulatorHandle:
     @property
     def oauth_base_url(self) -> str:
         return f"{self.base_url}/oauth"
+
+    def subscribe(self, callback_url: str, verify_token: str) -> httpx2.Response:
+        """Strava's ``POST /push_subscriptions`` as the application makes it (form fields);
+        the raw response, so tests can check refusals too."""
+        return httpx2.post(
+            f"{self.api_base_url}/push_subscriptions",
+            data={
+                "client_id": str(self.config.client_id),
+                "client_secret": self.config.client_secret,
+                "callback_url": callback_url,
+                "verify_token": verify_token,
+            },
+            timeout=30,
+        )
 
 
 @contextmanager

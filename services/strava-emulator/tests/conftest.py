@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from strava_emulator.callback_receiver import CallbackReceiver
 from strava_emulator.config import EmulatorConfig
 from strava_emulator.testing import EmulatorHandle, TokenResponse, run_emulator
 
@@ -45,3 +46,9 @@ def api(emu: EmulatorHandle, tokens: TokenResponse) -> Iterator[httpx2.Client]:
         timeout=10,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def callback() -> Iterator[CallbackReceiver]:
+    with CallbackReceiver() as receiver:
+        yield receiver
