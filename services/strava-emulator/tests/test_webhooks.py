@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -317,13 +318,18 @@ def test_out_of_order_fault_delivers_an_event_after_the_next_one(
 def test_delay_fault_lets_later_events_overtake(
     emu: EmulatorHandle, callback: CallbackReceiver, runner: int
 ) -> None:
-    emu.admin.add_webhook_fault("delay", delay_ms=2500)
+    # Held far longer than the test runs (reset drops it): whatever the machine's speed, the
+    # delete is delivered while the create is still waiting.
+    emu.admin.add_webhook_fault("delay", delay_ms=600_000)
     act = emu.admin.create_activity(runner)
     emu.admin.delete_activity(act["id"])
-    events = _delivered(emu, callback)
-    assert [e["aspect_type"] for e in events] == ["delete", "create"]
-    [delayed] = [d for d in emu.admin.webhook_deliveries() if d["fault"] == "delay"]
-    assert delayed["event"]["aspect_type"] == "create"
+    deadline = time.monotonic() + 10
+    while not emu.admin.webhook_deliveries("delivered"):
+        assert time.monotonic() < deadline, "the undelayed delete was not delivered"
+        time.sleep(0.01)
+    assert [e["aspect_type"] for e in callback.received()] == ["delete"]
+    [delayed] = emu.admin.webhook_deliveries("pending")
+    assert (delayed["fault"], delayed["event"]["aspect_type"]) == ("delay", "create")
 
 
 def test_delivery_faults_are_listed_and_cleared(emu: EmulatorHandle) -> None:
