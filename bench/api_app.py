@@ -1,0 +1,62 @@
+"""The apps bench/api.py serves with uvicorn --factory; never mounted in the product.
+
+- `create_app`: the product API (app.main.create_app, settings from the environment) plus
+  `GET /bench/floor`, the floor the product's authenticated reads are compared with.
+- `create_hello_app`: a bare FastAPI async hello-world, what this machine's uvicorn + FastAPI
+  serve with no database at all.
+
+The only imports of the orchestrator's internals in bench/api*.py are here: create_app and
+Settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from app.config import Settings
+from app.main import create_app as create_product_app
+from fastapi import FastAPI, Header, HTTPException
+from sqlalchemy import Engine, bindparam, column, create_engine, select, table
+
+# Core only: no ORM model, no Session, no unit of work. The primary key is the token's hash.
+runner_sessions = table("runner_sessions", column("token_hash"), column("runner_id"))
+
+
+def _floor_engine(settings: Settings) -> Engine:
+    # The product's pool size, without pre-ping: the floor is the one query and nothing else.
+    return create_engine(settings.database_url, pool_size=10, max_overflow=10)
+
+
+def create_app() -> FastAPI:
+    settings = Settings()
+    app = create_product_app(settings)
+    engine = _floor_engine(settings)
+    query = select(runner_sessions.c.runner_id).where(
+        runner_sessions.c.token_hash == bindparam("token_hash")
+    )
+
+    @app.get("/bench/floor", tags=["bench"])
+    def floor(authorization: Annotated[str, Header()] = "") -> dict[str, str]:
+        """A sync route: hash the bearer token, one indexed SELECT on runner_sessions."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with engine.connect() as connection:
+            runner_id = connection.execute(query, {"token_hash": digest}).scalar()
+        if runner_id is None:
+            raise HTTPException(401)
+        return {"runner_id": str(runner_id)}
+
+    return app
+
+
+def create_hello_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    return app
