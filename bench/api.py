@@ -64,6 +64,11 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BENCH_DIR = Path(__file__).resolve().parent
 REDIRECT_URI = "coachai://oauth/strava"  # the deep link's host `oauth` is the callback domain
 TARGET_RATIO = 0.5
+ENDPOINTS = {
+    "floor": "/bench/floor",
+    "status": "/api/v1/strava/status",
+    "summary": "/api/v1/profile/summary",
+}
 TARGET_P99_MS = 50.0
 
 
@@ -417,8 +422,28 @@ class Driver:
             return None
         out = Path(self.args.profile) / f"api-{name}.txt"
         args = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", str(out)]
-        args += ["--duration", str(int(self.args.duration)), "--nonblocking"]
+        # --gil: only the thread holding the GIL, i.e. where this GIL-bound process spends CPU;
+        # waits on PostgreSQL, the event loop's epoll and idle pool threads drop out.
+        args += ["--duration", str(int(self.args.duration)), "--gil", "--nonblocking"]
+        args += ["--rate", "200"]
         return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def database_work(api_url: str, token: str, paths: dict[str, str], requests: int = 20) -> None:
+    """Statements, pool checkouts (a pre-ping each on the product's engine) and commits per
+    request, from sequential requests and the counters of bench/api_app.py."""
+    headers = {"Authorization": f"Bearer {token}"}
+    kinds = ("checkouts", "statements", "commits", "rollbacks")
+    print(f"\ndatabase work per request ({requests} sequential requests each)")
+    print(f"{'endpoint':<34}" + "".join(f"{kind:>11}" for kind in kinds))
+    with httpx2.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        for name, path in paths.items():
+            before = client.get("/bench/counters").json()
+            for _ in range(requests):
+                client.get(path).raise_for_status()
+            after = client.get("/bench/counters").json()
+            figures = [(after.get(k, 0) - before.get(k, 0)) / requests for k in kinds]
+            print(f"{name + ' ' + path:<34}" + "".join(f"{value:>11.1f}" for value in figures))
 
 
 def print_table(rows: list[Row]) -> None:
@@ -495,14 +520,11 @@ def main() -> None:
                         f"({status['sync']['workouts_in_window']} workouts in the window); "
                         f"API pid {pid}, 1 uvicorn worker"
                     )
+                    database_work(api, token, ENDPOINTS)
                     driver = Driver(args, wrk, token)
                     print(f"load: {driver.tool}; warm-up {args.warmup:g} s per endpoint")
                     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-                    for name, path in (
-                        ("floor", "/bench/floor"),
-                        ("status", "/api/v1/strava/status"),
-                        ("summary", "/api/v1/profile/summary"),
-                    ):
+                    for name, path in ENDPOINTS.items():
                         rows.append(driver.measure(name, api, path, pid))
             if not args.no_hello:
                 hello = "api_app:create_hello_app"

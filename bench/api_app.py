@@ -2,6 +2,8 @@
 
 - `create_app`: the product API (app.main.create_app, settings from the environment) plus
   `GET /bench/floor`, the floor the product's authenticated reads are compared with.
+- `GET /bench/counters`: what the process sent to the database so far (statements, pool
+  checkouts, commits, rollbacks), so that bench/api.py can print round trips per request.
 - `create_hello_app`: a bare FastAPI async hello-world, what this machine's uvicorn + FastAPI
   serve with no database at all.
 
@@ -12,15 +14,35 @@ Settings.
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from collections import Counter
+from typing import Annotated, Any
 
 from app.config import Settings
 from app.main import create_app as create_product_app
 from fastapi import FastAPI, Header, HTTPException
-from sqlalchemy import Engine, bindparam, column, create_engine, select, table
+from sqlalchemy import Engine, bindparam, column, create_engine, event, select, table
+from sqlalchemy.pool import Pool
 
 # Core only: no ORM model, no Session, no unit of work. The primary key is the token's hash.
 runner_sessions = table("runner_sessions", column("token_hash"), column("runner_id"))
+
+
+# Counted for every engine of the process (the product's and the floor's): a dict increment each.
+counters: Counter[str] = Counter()
+
+
+def _count(name: str) -> Any:
+    def listener(*_: Any, **__: Any) -> None:
+        counters[name] += 1
+
+    return listener
+
+
+event.listen(Engine, "before_cursor_execute", _count("statements"))
+event.listen(Engine, "commit", _count("commits"))
+event.listen(Engine, "rollback", _count("rollbacks"))
+# With pool_pre_ping (the product's engine) every checkout is one extra round trip.
+event.listen(Pool, "checkout", _count("checkouts"))
 
 
 def _floor_engine(settings: Settings) -> Engine:
@@ -48,6 +70,10 @@ def create_app() -> FastAPI:
         if runner_id is None:
             raise HTTPException(401)
         return {"runner_id": str(runner_id)}
+
+    @app.get("/bench/counters", tags=["bench"])
+    def database_counters() -> dict[str, int]:
+        return dict(counters)
 
     return app
 

@@ -24,6 +24,22 @@ def _frame(raw: str) -> str:
     return _PREFIX.sub("(", _FRAME_LINE.sub(")", raw.strip()))
 
 
+# Frames every stack of a thread passes through (process start, event loop, pool thread): left
+# out of the cumulative list so that it shows the request's own layers.
+_ROOTS = re.compile(
+    r"\((?:click/|<frozen runpy>|uvicorn/(?:main|server|__main__|_compat)\.py|asyncio/runners\.py"
+    r"|threading\.py|celery/(?:bin|apps|worker/worker)|billiard/)"
+    r"|^WorkerThread\.run "
+)
+_PACKAGE = re.compile(r"\(([^/()]+?)(?:/|\.py|\))")
+
+
+def package(frame: str) -> str:
+    """`Session.scalar (sqlalchemy/orm/session.py)` → sqlalchemy."""
+    match = _PACKAGE.search(frame)
+    return match.group(1) if match else frame
+
+
 def aggregate(text: str) -> tuple[Counter[str], Counter[str], int]:
     own: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
@@ -45,8 +61,24 @@ def aggregate(text: str) -> tuple[Counter[str], Counter[str], int]:
 
 def report(path: Path, top: int) -> str:
     own, cumulative, total = aggregate(path.read_text())
-    lines = [f"== {path.name}: {total} samples (py-spy, active CPU samples only)"]
-    for title, counter in (("own", own), ("cumulative", cumulative)):
+    by_package: Counter[str] = Counter()
+    for frame, count in own.items():
+        by_package[package(frame)] += count
+    roots = [frame for frame in cumulative if _ROOTS.search(frame)]
+    for frame in roots:
+        del cumulative[frame]
+    lines = [f"== {path.name}: {total} samples"]
+    lines.append("-- own samples by package (leaf frame's package or module)")
+    lines.append(
+        "   "
+        + ", ".join(
+            f"{name} {100 * n / max(total, 1):.1f}%" for name, n in by_package.most_common(12)
+        )
+    )
+    for title, counter in (
+        ("own", own),
+        ("cumulative (process/thread roots left out)", cumulative),
+    ):
         lines.append(f"-- top {top} by {title} samples")
         for frame, count in counter.most_common(top):
             lines.append(f"{count:7d} {100 * count / max(total, 1):5.1f}%  {frame}")
