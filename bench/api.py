@@ -50,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,11 @@ ENDPOINTS = {
     "floor": "/bench/floor",
     "status": "/api/v1/strava/status",
     "summary": "/api/v1/profile/summary",
+}
+# Sync or async routes, by measurement: the floor's query in an async route (--variants).
+VARIANTS = {
+    "floor-async-inline": "/bench/floor-async-inline",
+    "floor-async": "/bench/floor-async",
 }
 TARGET_P99_MS = 50.0
 
@@ -429,7 +434,7 @@ class Driver:
         return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def database_work(api_url: str, token: str, paths: dict[str, str], requests: int = 20) -> None:
+def database_work(api_url: str, token: str, paths: Iterable[str], requests: int = 20) -> None:
     """Statements, pool checkouts (a pre-ping each on the product's engine) and commits per
     request, from sequential requests and the counters of bench/api_app.py."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -437,13 +442,13 @@ def database_work(api_url: str, token: str, paths: dict[str, str], requests: int
     print(f"\ndatabase work per request ({requests} sequential requests each)")
     print(f"{'endpoint':<34}" + "".join(f"{kind:>11}" for kind in kinds))
     with httpx2.Client(base_url=api_url, headers=headers, timeout=30) as client:
-        for name, path in paths.items():
+        for path in paths:
             before = client.get("/bench/counters").json()
             for _ in range(requests):
                 client.get(path).raise_for_status()
             after = client.get("/bench/counters").json()
             figures = [(after.get(k, 0) - before.get(k, 0)) / requests for k in kinds]
-            print(f"{name + ' ' + path:<34}" + "".join(f"{value:>11.1f}" for value in figures))
+            print(f"{path:<34}" + "".join(f"{value:>11.1f}" for value in figures))
 
 
 def print_table(rows: list[Row]) -> None:
@@ -466,7 +471,7 @@ def print_table(rows: list[Row]) -> None:
         else:
             targets = "(reference)"
         print(
-            f"{row.name + ' ' + row.path:<34}{load.requests_per_s:>9.0f}{load.p50_ms:>9.1f}"
+            f"{row.path:<34}{load.requests_per_s:>9.0f}{load.p50_ms:>9.1f}"
             f"{load.p99_ms:>9.1f}{load.errors:>8}{row.cpu_ms_per_request:>11.2f}{ratio:>9.2f}"
             f"   {targets}"
         )
@@ -489,6 +494,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds, not measured")
     parser.add_argument("--no-hello", action="store_true", help="skip the hello-world reference")
+    parser.add_argument(
+        "--variants", action="store_true", help="also the floor as async routes (api_app.py)"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy raw profiles of the API here")
     args = parser.parse_args()
     if args.profile is not None:
@@ -520,11 +528,14 @@ def main() -> None:
                         f"({status['sync']['workouts_in_window']} workouts in the window); "
                         f"API pid {pid}, 1 uvicorn worker"
                     )
-                    database_work(api, token, ENDPOINTS)
+                    endpoints = dict(ENDPOINTS)
+                    if args.variants:
+                        endpoints.update(VARIANTS)
+                    database_work(api, token, endpoints.values())
                     driver = Driver(args, wrk, token)
                     print(f"load: {driver.tool}; warm-up {args.warmup:g} s per endpoint")
                     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-                    for name, path in ENDPOINTS.items():
+                    for name, path in endpoints.items():
                         rows.append(driver.measure(name, api, path, pid))
             if not args.no_hello:
                 hello = "api_app:create_hello_app"
@@ -533,6 +544,7 @@ def main() -> None:
         finally:
             forget_redis_keys(tag)
     print_table(rows)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.profile is not None:
         print_profiles(args.profile, [row.name for row in rows])
 

@@ -1,7 +1,9 @@
 """The apps bench/api.py serves with uvicorn --factory; never mounted in the product.
 
 - `create_app`: the product API (app.main.create_app, settings from the environment) plus
-  `GET /bench/floor`, the floor the product's authenticated reads are compared with.
+  `GET /bench/floor`, the floor the product's authenticated reads are compared with, and two
+  async variants of it (bench/api.py --variants): the same blocking query inline on the event
+  loop, and the same query on psycopg's async driver.
 - `GET /bench/counters`: what the process sent to the database so far (statements, pool
   checkouts, commits, rollbacks), so that bench/api.py can print round trips per request.
 - `create_hello_app`: a bare FastAPI async hello-world, what this machine's uvicorn + FastAPI
@@ -21,6 +23,7 @@ from app.config import Settings
 from app.main import create_app as create_product_app
 from fastapi import FastAPI, Header, HTTPException
 from sqlalchemy import Engine, bindparam, column, create_engine, event, select, table
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import Pool
 
 # Core only: no ORM model, no Session, no unit of work. The primary key is the token's hash.
@@ -50,6 +53,19 @@ def _floor_engine(settings: Settings) -> Engine:
     return create_engine(settings.database_url, pool_size=10, max_overflow=10)
 
 
+def _bearer_digest(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401)
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _found(runner_id: object) -> dict[str, str]:
+    if runner_id is None:
+        raise HTTPException(401)
+    return {"runner_id": str(runner_id)}
+
+
 def create_app() -> FastAPI:
     settings = Settings()
     app = create_product_app(settings)
@@ -61,15 +77,28 @@ def create_app() -> FastAPI:
     @app.get("/bench/floor", tags=["bench"])
     def floor(authorization: Annotated[str, Header()] = "") -> dict[str, str]:
         """A sync route: hash the bearer token, one indexed SELECT on runner_sessions."""
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401)
-        digest = hashlib.sha256(token.encode()).hexdigest()
+        digest = _bearer_digest(authorization)
         with engine.connect() as connection:
             runner_id = connection.execute(query, {"token_hash": digest}).scalar()
-        if runner_id is None:
-            raise HTTPException(401)
-        return {"runner_id": str(runner_id)}
+        return _found(runner_id)
+
+    async_engine = create_async_engine(settings.database_url, pool_size=10, max_overflow=10)
+
+    @app.get("/bench/floor-async-inline", tags=["bench"])
+    async def floor_async_inline(authorization: Annotated[str, Header()] = "") -> dict[str, str]:
+        """The floor as an async route, the blocking query run on the event loop itself."""
+        digest = _bearer_digest(authorization)
+        with engine.connect() as connection:
+            runner_id = connection.execute(query, {"token_hash": digest}).scalar()
+        return _found(runner_id)
+
+    @app.get("/bench/floor-async", tags=["bench"])
+    async def floor_async(authorization: Annotated[str, Header()] = "") -> dict[str, str]:
+        """The floor as an async route on psycopg's async driver (SQLAlchemy asyncio)."""
+        digest = _bearer_digest(authorization)
+        async with async_engine.connect() as connection:
+            runner_id = (await connection.execute(query, {"token_hash": digest})).scalar()
+        return _found(runner_id)
 
     @app.get("/bench/counters", tags=["bench"])
     def database_counters() -> dict[str, int]:

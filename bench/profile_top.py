@@ -31,6 +31,11 @@ _ROOTS = re.compile(
     r"|threading\.py|celery/(?:bin|apps|worker/worker)|billiard/)"
     r"|^WorkerThread\.run "
 )
+# Where our code and the per-request machinery the issue names sit (cumulative).
+_WATCHED = re.compile(
+    r"\(app/|\(api_app\.py|do_ping|_checkout|[Cc]ommit|[Rr]ollback|AESGCM|decrypt|"
+    r"\(structlog/|dump_json|model_validate|Session\.close|BaseHTTPMiddleware\.__call__ "
+)
 _PACKAGE = re.compile(r"\(([^/()]+?)(?:/|\.py|\))")
 
 
@@ -75,9 +80,13 @@ def report(path: Path, top: int) -> str:
             f"{name} {100 * n / max(total, 1):.1f}%" for name, n in by_package.most_common(12)
         )
     )
+    watched: Counter[str] = Counter(
+        {frame: count for frame, count in cumulative.items() if _WATCHED.search(frame)}
+    )
     for title, counter in (
         ("own", own),
         ("cumulative (process/thread roots left out)", cumulative),
+        ("cumulative, our code and per-request machinery only", watched),
     ):
         lines.append(f"-- top {top} by {title} samples")
         for frame, count in counter.most_common(top):
