@@ -1,7 +1,7 @@
 """API read latency against its floor: status and summary next to an authenticated one-query route.
 
     uv run python bench/api.py [--connections 16] [--duration 10] [--threads 2] [--no-hello]
-                               [--profile DIR]
+                               [--variants] [--profile DIR]
 
 Needs PostgreSQL (TEST_DATABASE_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test:
 a database of its own is created next to it, built by the migrations and dropped at the end) and
@@ -22,11 +22,16 @@ at the end).
      hello    a bare FastAPI async hello-world in a uvicorn of its own (reference, no database)
    The tool is `wrk --latency` (Debian's package; installed by this script with apt-get when we
    are root and it is missing), else a small asyncio HTTP/1.1 keep-alive generator in-process.
+   Before the load: statements, pool checkouts (a pre-ping each on the product's engine),
+   commits and rollbacks per request of each endpoint, from 20 sequential requests.
 3. A table: req/s, p50, p99, errors (non-2xx/3xx responses + socket errors), the API process's
    CPU per request, the ratio to the floor, and the targets of issue 13 beside it (≥ 0.5 of the
    floor, p99 ≤ 50 ms, 0 errors). It is a report, not a test: it exits 0 whatever the figures.
 
---profile DIR also runs `py-spy record --format raw` (py-spy must be on PATH, e.g.
+--variants adds the floor as async routes (the blocking query inline on the event loop, and
+psycopg's async driver): sync or async routes, by measurement.
+
+--profile DIR also runs `py-spy record --gil --format raw` (py-spy must be on PATH, e.g.
 `uv tool install py-spy`) on the API process during each measured run, and prints the top frames
 of each profile (bench/profile_top.py).
 
