@@ -498,6 +498,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds, not measured")
+    parser.add_argument(
+        "--tool", choices=("auto", "python"), default="auto", help="python: skip wrk"
+    )
     parser.add_argument("--no-hello", action="store_true", help="skip the hello-world reference")
     parser.add_argument(
         "--variants", action="store_true", help="also the floor as async routes (api_app.py)"
@@ -509,7 +512,7 @@ def main() -> None:
             parser.error("--profile needs py-spy on PATH (e.g. `uv tool install py-spy`)")
         Path(args.profile).mkdir(parents=True, exist_ok=True)
 
-    wrk = ensure_wrk()
+    wrk = ensure_wrk() if args.tool == "auto" else None
     tag = secrets.token_hex(4)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, database() as db_url:
