@@ -245,8 +245,9 @@ def _reset_data() -> None:
 
 
 def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: Path) -> Figures:
+    from app.codes import Trigger
     from app.db import get_sessionmaker
-    from app.strava import service, tasks
+    from app.strava import scheduling, tasks
     from app.strava.models import SyncRun
     from sqlalchemy import func, select
 
@@ -269,7 +270,9 @@ def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: 
             with factory.begin() as session:
                 for runner_id in runner_ids:
                     # enqueue later, all at once: the timing starts with the first message
-                    service.request_sync(session, runner_id, "schedule", enqueue=lambda _: None)
+                    scheduling.request_sync(
+                        session, runner_id, Trigger.SCHEDULE, enqueue=lambda _: None
+                    )
                 session.flush()
                 run_ids = list(session.scalars(select(SyncRun.id).where(SyncRun.state == "queued")))
             started = time.perf_counter()
@@ -316,10 +319,10 @@ def floor(runner_ids: list[uuid.UUID], emulator_url: str) -> Figures:
     from app.config import get_settings
     from app.db import get_sessionmaker
     from app.security import KeyRing
-    from app.strava.client import SummaryActivity
     from app.strava.credentials import open_link
+    from app.strava.ingest import upsert_workouts
     from app.strava.models import StravaLink
-    from app.strava.sync import upsert_workouts
+    from app.strava.payloads import SummaryActivity
     from sqlalchemy import select
 
     _reset_data()

@@ -117,7 +117,7 @@ class KeyUnavailable(AppError):
     default_message = "The stored Strava credentials cannot be decrypted with the configured keys."
 
 
-class StravaUnavailableError(AppError):
+class StravaBadGateway(AppError):
     code = "strava_unavailable"
     status = 502
     default_message = "Strava did not answer. Try again in a moment."

@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
-from app.strava.client import StravaClient, TokenResponse
+from app.strava.client import StravaClient
+from app.strava.payloads import TokenResponse
 from fastapi.testclient import TestClient
 
 

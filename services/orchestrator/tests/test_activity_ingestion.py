@@ -12,9 +12,11 @@ from typing import Any
 
 import structlog
 from app.clock import utcnow
+from app.codes import Trigger
 from app.db import session_scope
-from app.strava import service
-from app.strava.sync import SyncDeps, run_sync
+from app.strava import scheduling, service
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
@@ -66,17 +68,19 @@ SYNC_RUN_FIELDS = {
 
 
 def _synced(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: StravaRuntime
 ) -> Runner:
     runner = linked_runner(api, athlete["id"])
     assert run_sync(deps, enqueued[-1]).result == "ok"
     return runner
 
 
-def _manual(runner: Runner, deps: SyncDeps) -> None:
+def _manual(runner: Runner, deps: StravaRuntime) -> None:
     ids: list[uuid.UUID] = []
     with session_scope() as session:
-        service.request_sync(session, uuid.UUID(runner.runner_id), "manual", enqueue=ids.append)
+        scheduling.request_sync(
+            session, uuid.UUID(runner.runner_id), Trigger.MANUAL, enqueue=ids.append
+        )
     assert run_sync(deps, ids[0]).result == "ok"
 
 
@@ -95,7 +99,7 @@ def _all_pages(runner: Runner, **params: Any) -> list[dict[str, Any]]:
 
 
 def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = _synced(api, athlete, enqueued, sync_deps)
     everything = _all_pages(runner, limit=200)
@@ -112,7 +116,7 @@ def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
 
 
 def test_workouts_filter_by_sport_type_and_time(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = _synced(api, athlete, enqueued, sync_deps)
     everything = _all_pages(runner, limit=200)
@@ -133,7 +137,7 @@ def test_a_runner_sees_only_their_own_workouts_and_runs(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     mine = _synced(api, athlete, enqueued, sync_deps)
     theirs = _synced(api, emulator.admin.create_athlete(), enqueued, sync_deps)
@@ -148,7 +152,7 @@ def test_a_runner_sees_only_their_own_workouts_and_runs(
 
 
 def test_sync_runs_endpoint_lists_the_telemetry_most_recent_first(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = _synced(api, athlete, enqueued, sync_deps)
     _manual(runner, sync_deps)
@@ -177,7 +181,7 @@ def test_training_load_summarises_the_synced_runs(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     athlete = emulator.admin.create_athlete(history_days=0)
     now = utcnow()
@@ -215,7 +219,7 @@ def test_the_sync_log_event_carries_counts_and_no_activity_content(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with structlog.testing.capture_logs() as logs:
@@ -240,7 +244,7 @@ def test_metrics_show_sync_duration_requests_rate_limits_refreshes_and_lag(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _synced(api, athlete, enqueued, sync_deps)
     emulator.admin.create_activity(
@@ -275,10 +279,10 @@ def test_metrics_of_worker_processes_show_on_the_api(tmp_path: Path) -> None:
     env_dir = tmp_path / "metrics"
     env_dir.mkdir()
     worker = (
-        "from app import telemetry\n"
-        "telemetry.observe_sync('schedule', 'ok', None, 1.5, inserted=3, updated=0, deleted=1)\n"
+        "from app.strava import metrics\n"
+        "metrics.observe_sync('schedule', 'ok', None, 1.5, inserted=3, updated=0, deleted=1)\n"
     )
-    api = "from app.telemetry import render_metrics\nprint(render_metrics().decode())\n"
+    api = "from app.metrics import render_metrics\nprint(render_metrics().decode())\n"
     env = {"PROMETHEUS_MULTIPROC_DIR": str(env_dir), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", worker], env=env, check=True)
     shown = subprocess.run(

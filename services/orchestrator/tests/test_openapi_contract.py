@@ -1,5 +1,6 @@
-"""The HTTP contract is unchanged by refactors: every path, method, field and error code of the
-recorded baseline (tests/contract/openapi-v1.json) is still in the live schema; additions are fine."""
+"""The HTTP contract is unchanged by refactors: every path, method, field and error code of
+the recorded baseline (tests/contract/openapi-v1.json) is still in the live schema; additions
+are fine."""
 
 from __future__ import annotations
 

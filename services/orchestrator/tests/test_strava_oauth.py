@@ -13,7 +13,8 @@ import time_machine
 from app.clock import utcnow
 from app.db import session_scope
 from app.security import s256_challenge
-from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, Workout
+from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink
+from app.workouts.models import Workout
 from factories import Runner, consent, link, new_runner, pkce_pair, start_link
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from app.db import session_scope
 from app.strava.models import SyncRun
-from app.strava.sync import SyncDeps, run_sync
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
 from factories import linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -30,7 +31,7 @@ def test_redis_down_status_answers_and_manual_sync_is_503(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     from app.main import create_app
 

@@ -20,7 +20,7 @@ secret::
     │                           (our app credentials; any 401 on /oauth/token)
     ├── RateLimited             429; .retry_at (UTC: the next :00/:15/:30/:45, or the next
     │                           midnight when the daily window is spent), .window ("short"|"daily")
-    ├── StravaUnavailable       5xx, transport errors and timeouts (after the retries for GETs)
+    ├── StravaUnreachable       5xx, transport errors and timeouts (after the retries for GETs)
     └── BadResponse             body not JSON / wrong shape, or another unexpected status
                                 (e.g. 404 on GET /activities/{id}: check .status)
 """
@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import metadata
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -40,9 +40,9 @@ import stamina
 import structlog
 from pydantic import ValidationError
 
+from app.clock import utcnow
 from app.strava.payloads import (
     ActivityPage,
-    PolylineMap,
     SummaryActivity,
     SummaryAthlete,
     TokenResponse,
@@ -53,29 +53,6 @@ from app.strava.ratelimit import (
     next_short_window_start,
     parse_headers,
 )
-
-__all__ = [
-    "ActivityPage",
-    "BadResponse",
-    "Fault",
-    "FaultEntry",
-    "InvalidClient",
-    "InvalidGrant",
-    "InvalidToken",
-    "PolylineMap",
-    "RateLimitSnapshot",
-    "RateLimited",
-    "ResponseInfo",
-    "ScopeMissing",
-    "StravaAuthError",
-    "StravaClient",
-    "StravaError",
-    "StravaUnavailable",
-    "SummaryActivity",
-    "SummaryAthlete",
-    "TokenResponse",
-    "create_http_client",
-]
 
 log = structlog.get_logger(__name__)
 
@@ -200,7 +177,7 @@ class RateLimited(StravaError):
         self.window = window
 
 
-class StravaUnavailable(StravaError):
+class StravaUnreachable(StravaError):
     """Strava could not be reached or failed (5xx, transport error, timeout)."""
 
 
@@ -383,9 +360,9 @@ class StravaClient:
         return self._validate(call, response, TokenResponse.model_validate, body)
 
     def _get(self, call: _Call) -> httpx2.Response:
-        """Send an idempotent GET, retrying StravaUnavailable; map any other failure status."""
+        """Send an idempotent GET, retrying StravaUnreachable; map any other failure status."""
         for attempt in stamina.retry_context(
-            on=StravaUnavailable,
+            on=StravaUnreachable,
             attempts=self._get_attempts,
             timeout=None,  # the attempts and the HTTP timeouts bound the total already
             wait_initial=0.5,
@@ -415,7 +392,7 @@ class StravaClient:
         except httpx2.TransportError as exc:
             self._report(call, None, None, time.perf_counter() - started, error=exc)
             kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "failed"
-            raise StravaUnavailable(
+            raise StravaUnreachable(
                 f"{call.endpoint} {kind} ({type(exc).__name__})", endpoint=call.endpoint
             ) from exc
         except httpx2.RequestError as exc:  # e.g. an undecodable Content-Encoding
@@ -523,7 +500,7 @@ class StravaClient:
 
         if status == 429:
             window: Window = (rate_limit.exhausted_window() if rate_limit else None) or "short"
-            now = datetime.now(UTC)
+            now = utcnow()
             retry_at = rate_limit.retry_at(now) if rate_limit else next_short_window_start(now)
             raise RateLimited(
                 f"{call.endpoint} rate limited ({window} window) until {retry_at.isoformat()}",
@@ -532,7 +509,7 @@ class StravaClient:
                 **common,
             )
         if status >= 500:
-            raise StravaUnavailable(f"{call.endpoint} answered {status}{said}", **common)
+            raise StravaUnreachable(f"{call.endpoint} answered {status}{said}", **common)
         if is_token and status in (400, 401):
             # /oauth/token authenticates our app and checks one grant; a fault naming neither
             # is a grant problem on 400 (Strava's usual answer) and an app problem on 401.

@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.strava.sync import SyncDeps, run_sync
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
@@ -55,7 +56,7 @@ def _json(response: Any, status: int) -> dict[str, Any]:
 
 
 def real_responses(
-    api: TestClient, emulator: EmulatorHandle, enqueued: list[uuid.UUID], deps: SyncDeps
+    api: TestClient, emulator: EmulatorHandle, enqueued: list[uuid.UUID], deps: StravaRuntime
 ) -> dict[str, dict[str, Any]]:
     """Fixture name → the server's real response body, in the order the app meets them."""
     found: dict[str, dict[str, Any]] = {}
@@ -176,7 +177,7 @@ def test_ios_fixtures_have_the_structure_of_real_responses(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     fresh = real_responses(api, emulator, enqueued, sync_deps)
     assert set(fresh) == set(FIXTURE_TYPES)

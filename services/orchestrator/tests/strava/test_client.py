@@ -26,7 +26,7 @@ from app.strava.client import (
     StravaAuthError,
     StravaClient,
     StravaError,
-    StravaUnavailable,
+    StravaUnreachable,
     SummaryActivity,
     TokenResponse,
     create_http_client,
@@ -284,7 +284,7 @@ def test_strava_fault_maps_to_its_error_class(
 
 def test_auth_errors_share_one_base_class() -> None:
     auth: list[type[StravaError]] = [InvalidToken, ScopeMissing, InvalidGrant, InvalidClient]
-    others: list[type[StravaError]] = [RateLimited, StravaUnavailable, BadResponse]
+    others: list[type[StravaError]] = [RateLimited, StravaUnreachable, BadResponse]
     assert all(issubclass(cls, StravaAuthError) for cls in auth)
     assert not any(issubclass(cls, StravaAuthError) for cls in others)
 
@@ -357,7 +357,7 @@ def test_html_502_from_cloudfront_is_retried_then_unavailable(
         on_response=responses.append,
     )
 
-    with pytest.raises(StravaUnavailable) as caught:
+    with pytest.raises(StravaUnreachable) as caught:
         client.list_activities(ACCESS_TOKEN, after=1_760_000_000)
 
     assert len(strava.requests) == 3
@@ -373,7 +373,7 @@ def test_html_502_from_cloudfront_is_retried_then_unavailable(
 def test_timeout_is_retried_then_unavailable(responses: list[ResponseInfo]) -> None:
     client, strava = make_client(httpx2.ReadTimeout("timed out"), on_response=responses.append)
 
-    with pytest.raises(StravaUnavailable) as caught:
+    with pytest.raises(StravaUnreachable) as caught:
         client.get_athlete(ACCESS_TOKEN)
 
     assert len(strava.requests) == 3
@@ -385,7 +385,7 @@ def test_timeout_is_retried_then_unavailable(responses: list[ResponseInfo]) -> N
 def test_get_attempts_sets_the_number_of_tries() -> None:
     client, strava = make_client(httpx2.ConnectError("refused"), get_attempts=5)
 
-    with pytest.raises(StravaUnavailable):
+    with pytest.raises(StravaUnreachable):
         client.get_activity(ACCESS_TOKEN, 1)
 
     assert len(strava.requests) == 5
@@ -408,7 +408,7 @@ def test_5xx_then_success_is_retried() -> None:
 def test_posts_are_not_retried_on_5xx(call: str) -> None:
     client, strava = make_client(reply(500, text="oops"), reply(200, token_body()))
 
-    with pytest.raises(StravaUnavailable):
+    with pytest.raises(StravaUnreachable):
         CALLS[call](client)
 
     assert len(strava.requests) == 1
@@ -417,7 +417,7 @@ def test_posts_are_not_retried_on_5xx(call: str) -> None:
 def test_exchange_code_is_not_retried_on_timeout() -> None:
     client, strava = make_client(httpx2.ReadTimeout("timed out"), reply(200, token_body()))
 
-    with pytest.raises(StravaUnavailable):
+    with pytest.raises(StravaUnreachable):
         client.exchange_code(CODE)
 
     assert len(strava.requests) == 1

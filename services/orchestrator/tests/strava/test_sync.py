@@ -10,10 +10,13 @@ from typing import Any
 
 import time_machine
 from app.clock import as_utc, utcnow
+from app.codes import Trigger
 from app.db import session_scope
-from app.strava import service
-from app.strava.models import StravaLink, SyncRun, Workout
-from app.strava.sync import SyncDeps, run_sync
+from app.strava import scheduling, service
+from app.strava.models import StravaLink, SyncRun
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
+from app.workouts.models import Workout
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -53,10 +56,10 @@ def _run(run_id: uuid.UUID) -> SyncRun:
         return run
 
 
-def _request_sync(runner: Runner, trigger: str = "manual") -> uuid.UUID:
+def _request_sync(runner: Runner, trigger: Trigger = Trigger.MANUAL) -> uuid.UUID:
     ids: list[uuid.UUID] = []
     with session_scope() as session:
-        service.request_sync(session, _rid(runner), trigger, enqueue=ids.append)
+        scheduling.request_sync(session, _rid(runner), trigger, enqueue=ids.append)
     return ids[0]
 
 
@@ -75,7 +78,7 @@ def _first_sync(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    deps: SyncDeps,
+    deps: StravaRuntime,
 ) -> Runner:
     runner = _link(api, athlete, enqueued)
     outcome = run_sync(deps, enqueued[-1])
@@ -91,7 +94,7 @@ def test_first_sync_ingests_the_28_day_window(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.clear_requests()
@@ -142,7 +145,7 @@ def test_workouts_keep_raw_json_and_normalise_fields(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _first_sync(api, athlete, enqueued, sync_deps)
     served = {act["id"]: act for act in emulator.admin.list_activities(athlete["id"])}
@@ -160,7 +163,7 @@ def test_odd_activities_survive(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     """Unknown sport types, hidden start times, no heart rate, no map, ids past 2**53."""
     now = utcnow()
@@ -195,10 +198,10 @@ def test_a_64_bit_id_round_trips(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
-    from app.strava.client import SummaryActivity
-    from app.strava.sync import upsert_workouts
+    from app.strava.ingest import upsert_workouts
+    from app.strava.payloads import SummaryActivity
 
     runner = _link(api, athlete, enqueued)
     big = 2**63 - 7
@@ -224,7 +227,7 @@ def test_a_second_sync_reflects_edits_and_deletions(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _first_sync(api, athlete, enqueued, sync_deps)
     ids = sorted(_workouts(runner))
@@ -252,10 +255,10 @@ def test_activities_older_than_the_window_are_not_deleted(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
-    from app.strava.client import SummaryActivity
-    from app.strava.sync import upsert_workouts
+    from app.strava.ingest import upsert_workouts
+    from app.strava.payloads import SummaryActivity
 
     runner = _first_sync(api, athlete, enqueued, sync_deps)
     old = SummaryActivity.model_validate(
@@ -276,7 +279,7 @@ def test_page_two_failing_keeps_page_one_and_deletes_nothing(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _first_sync(api, athlete, enqueued, sync_deps)
     before = _link_row(runner)
@@ -309,7 +312,7 @@ def test_a_short_page_is_not_the_end(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     athlete = emulator.admin.create_athlete(history_days=0)
     now = utcnow()
@@ -346,7 +349,7 @@ def test_a_token_expiring_within_five_minutes_is_refreshed_and_rotated_first(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     version = _expire_soon(runner)
@@ -368,7 +371,7 @@ def test_a_token_that_expires_during_the_sync_is_refreshed_once(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.clear_requests()
@@ -392,7 +395,7 @@ def test_a_revoked_athlete_gets_one_refresh_attempt_then_reauth_required(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.revoke(athlete["id"])
@@ -421,7 +424,7 @@ def test_refresh_refused_marks_reauth_required(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     from app.strava.credentials import LinkCredentials, open_link, seal_link
 
@@ -452,7 +455,7 @@ def test_refresh_with_strava_down_is_retried_later_and_the_link_stays_linked(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     version = _expire_soon(runner)
@@ -479,7 +482,7 @@ def test_two_workers_refreshing_one_link_call_strava_once(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     """Two threads, two database sessions, one link row lock: the loser re-reads the winner's
     tokens instead of spending the rotated refresh token (which would kill the link)."""
@@ -533,7 +536,7 @@ def test_malformed_json_fails_the_sync_and_keeps_the_data(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _first_sync(api, athlete, enqueued, sync_deps)
     stored = set(_workouts(runner))
@@ -555,7 +558,7 @@ def test_a_timeout_is_strava_unavailable_with_backoff(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.add_fault(ACTIVITIES, "timeout", count=3, query={"page": "1"})
@@ -584,7 +587,7 @@ def test_missing_scope_is_insufficient_scope(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     from app.security import KeyRing
     from app.strava.credentials import LinkCredentials, seal_link
@@ -620,7 +623,7 @@ def test_a_429_defers_the_sync_and_stops_every_worker_until_the_window_resets(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
     tight_rate_limits: None,
 ) -> None:
     first = _link(api, emulator.admin.create_athlete(), enqueued)
@@ -659,7 +662,7 @@ def test_the_daily_limit_defers_until_midnight_utc(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
     tight_rate_limits: None,
 ) -> None:
     runner = _link(api, athlete, enqueued)
@@ -678,7 +681,7 @@ def test_the_budget_stops_before_the_limit_without_a_429(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
     tight_rate_limits: None,
 ) -> None:
     """Once the headers show the window nearly spent, workers stop asking; Strava never says 429."""
@@ -703,7 +706,7 @@ def test_unlink_during_a_sync_leaves_no_workouts(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     from waiting import wait_until
 
@@ -728,7 +731,7 @@ def test_unlink_during_a_sync_leaves_no_workouts(
 
 
 def test_manual_sync_coalesces_with_a_queued_or_running_one(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = _link(api, athlete, enqueued)
     queued = runner.post("/api/v1/strava/sync", {})
@@ -750,7 +753,7 @@ def test_manual_sync_coalesces_with_a_queued_or_running_one(
 
 
 def test_a_duplicate_task_message_does_nothing(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     _link(api, athlete, enqueued)
     assert run_sync(sync_deps, enqueued[-1]).result == "ok"

@@ -13,7 +13,9 @@ from app.clock import as_utc, utcnow
 from app.db import session_scope
 from app.strava import scheduling, service
 from app.strava.models import PendingDeauthorization, StravaLink, SyncRun
-from app.strava.sync import SyncDeps, next_slot, run_sync, slot_offset
+from app.strava.runtime import StravaRuntime
+from app.strava.scheduling import next_slot, slot_offset
+from app.strava.sync import run_sync
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -26,7 +28,7 @@ def _rid(runner: Runner) -> uuid.UUID:
     return uuid.UUID(runner.runner_id)
 
 
-def _tick(deps: SyncDeps, enqueued: list[uuid.UUID], **kwargs: Any) -> scheduling.TickReport:
+def _tick(deps: StravaRuntime, enqueued: list[uuid.UUID], **kwargs: Any) -> scheduling.TickReport:
     return scheduling.tick(
         deps, enqueue=enqueued.append, stale_queued=STALE, reserve=0.05, **kwargs
     )
@@ -72,7 +74,7 @@ def test_the_hourly_tick_resyncs_a_due_link(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    sync_deps: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     assert run_sync(sync_deps, enqueued[-1]).result == "ok"
@@ -107,7 +109,7 @@ def test_the_hourly_tick_resyncs_a_due_link(
 
 
 def test_links_waiting_for_a_reconnect_are_not_scheduled(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
@@ -124,7 +126,7 @@ def test_links_waiting_for_a_reconnect_are_not_scheduled(
 
 
 def test_a_spent_budget_schedules_nothing(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     run_sync(sync_deps, enqueued[-1])
@@ -136,7 +138,7 @@ def test_a_spent_budget_schedules_nothing(
 
 
 def test_a_forgotten_queued_run_is_enqueued_again_once_per_stale_period(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     linked_runner(api, athlete["id"])
     lost_message = enqueued[-1]  # pretend the broker lost it
@@ -149,7 +151,7 @@ def test_a_forgotten_queued_run_is_enqueued_again_once_per_stale_period(
 
 
 def test_a_run_whose_worker_died_is_failed_and_rescheduled(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
@@ -168,7 +170,7 @@ def test_a_run_whose_worker_died_is_failed_and_rescheduled(
 
 
 def test_a_redelivered_task_takes_over_its_running_run(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
 ) -> None:
     linked_runner(api, athlete["id"])
     with session_scope() as session:
@@ -185,7 +187,7 @@ def test_a_redelivered_task_takes_over_its_running_run(
 
 
 def test_deferred_deauthorizations_retry_with_backoff_until_strava_answers(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     with session_scope() as session:
@@ -194,37 +196,37 @@ def test_deferred_deauthorizations_retry_with_backoff_until_strava_answers(
         )
         service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
     emulator.admin.add_fault("/oauth/deauthorize", "status", method="POST", status=503, count=1)
-    assert scheduling.deauthorize_pending(sync_deps) == 0
+    assert service.deauthorize_pending(sync_deps) == 0
     with session_scope() as session:
         (pending,) = session.scalars(select(PendingDeauthorization)).all()
         assert pending.attempts == 1
         retry_at = as_utc(pending.next_attempt_at)
     assert retry_at > utcnow()
     emulator.admin.clear_requests()
-    assert scheduling.deauthorize_pending(sync_deps) == 0  # not due yet: Strava not called
+    assert service.deauthorize_pending(sync_deps) == 0  # not due yet: Strava not called
     assert not emulator.admin.requests(path="/oauth/deauthorize")
     with time_machine.travel(retry_at + timedelta(seconds=1), tick=True):
-        assert scheduling.deauthorize_pending(sync_deps) == 1
+        assert service.deauthorize_pending(sync_deps) == 1
     assert [r["status"] for r in emulator.admin.requests(path="/oauth/deauthorize")] == [200]
     with session_scope() as session:
         assert not session.scalars(select(PendingDeauthorization)).all()
 
 
 def test_a_deauthorization_strava_refuses_with_401_is_settled(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
+    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     emulator.admin.revoke(athlete["id"])
     with session_scope() as session:
         session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
         service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
-    assert scheduling.deauthorize_pending(sync_deps) == 1
+    assert service.deauthorize_pending(sync_deps) == 1
     with session_scope() as session:
         assert not session.scalars(select(PendingDeauthorization)).all()
 
 
 def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
+    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     expires_at = datetime.fromtimestamp(int(issued["expires_at"]), UTC)
@@ -242,7 +244,7 @@ def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
     emulator.admin.advance_clock(later.total_seconds())
     try:
         with time_machine.travel(utcnow() + later, tick=True):
-            assert scheduling.deauthorize_pending(sync_deps) == 1
+            assert service.deauthorize_pending(sync_deps) == 1
     finally:
         emulator.admin.advance_clock(-later.total_seconds())
     calls = [(r["path"], r["status"]) for r in emulator.admin.requests(method="POST")]
