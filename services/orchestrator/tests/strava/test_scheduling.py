@@ -1,5 +1,5 @@
 """The beat side of syncing (app/strava/scheduling.py): spread slots, due links, budget-capped
-batches, recovery of lost runs, deferred deauthorizations."""
+batches, recovery of lost runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time_machine
 from app.clock import as_utc, utcnow
 from app.db import session_scope
 from app.strava import scheduling, service
-from app.strava.models import PendingDeauthorization, StravaLink, SyncRun
+from app.strava.models import StravaLink, SyncRun
 from app.strava.runtime import StravaRuntime
 from app.strava.scheduling import next_slot, slot_offset
 from app.strava.sync import run_sync
@@ -184,70 +184,3 @@ def test_a_redelivered_task_takes_over_its_running_run(
         finished = session.get(SyncRun, enqueued[-1])
         assert finished is not None
         assert finished.attempts == 2
-
-
-def test_deferred_deauthorizations_retry_with_backoff_until_strava_answers(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
-) -> None:
-    issued = emulator.admin.issue_tokens(athlete["id"])
-    with session_scope() as session:
-        session.execute(
-            PendingDeauthorization.__table__.delete()  # type: ignore[arg-type]
-        )
-        service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
-    emulator.admin.add_fault("/oauth/deauthorize", "status", method="POST", status=503, count=1)
-    assert service.deauthorize_pending(sync_deps) == 0
-    with session_scope() as session:
-        (pending,) = session.scalars(select(PendingDeauthorization)).all()
-        assert pending.attempts == 1
-        retry_at = as_utc(pending.next_attempt_at)
-    assert retry_at > utcnow()
-    emulator.admin.clear_requests()
-    assert service.deauthorize_pending(sync_deps) == 0  # not due yet: Strava not called
-    assert not emulator.admin.requests(path="/oauth/deauthorize")
-    with time_machine.travel(retry_at + timedelta(seconds=1), tick=True):
-        assert service.deauthorize_pending(sync_deps) == 1
-    assert [r["status"] for r in emulator.admin.requests(path="/oauth/deauthorize")] == [200]
-    with session_scope() as session:
-        assert not session.scalars(select(PendingDeauthorization)).all()
-
-
-def test_a_deauthorization_strava_refuses_with_401_is_settled(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
-) -> None:
-    issued = emulator.admin.issue_tokens(athlete["id"])
-    emulator.admin.revoke(athlete["id"])
-    with session_scope() as session:
-        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
-        service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
-    assert service.deauthorize_pending(sync_deps) == 1
-    with session_scope() as session:
-        assert not session.scalars(select(PendingDeauthorization)).all()
-
-
-def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
-) -> None:
-    issued = emulator.admin.issue_tokens(athlete["id"])
-    expires_at = datetime.fromtimestamp(int(issued["expires_at"]), UTC)
-    with session_scope() as session:
-        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
-        service.schedule_deauthorization(
-            session,
-            sync_deps.keyring,
-            issued["access_token"],
-            refresh_token=issued["refresh_token"],
-            access_token_expires_at=expires_at,
-        )
-    emulator.admin.clear_requests()
-    later = timedelta(hours=7)  # Strava stayed down past the access token's 6-hour life
-    emulator.admin.advance_clock(later.total_seconds())
-    try:
-        with time_machine.travel(utcnow() + later, tick=True):
-            assert service.deauthorize_pending(sync_deps) == 1
-    finally:
-        emulator.admin.advance_clock(-later.total_seconds())
-    calls = [(r["path"], r["status"]) for r in emulator.admin.requests(method="POST")]
-    assert calls == [("/oauth/token", 200), ("/oauth/deauthorize", 200)]
-    with session_scope() as session:
-        assert not session.scalars(select(PendingDeauthorization)).all()

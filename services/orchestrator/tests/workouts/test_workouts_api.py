@@ -1,0 +1,117 @@
+"""GET /api/v1/workouts after a sync (docs/contract.md §3 Workout): paging, filters, and
+one runner's workouts and runs only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.clock import utcnow
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
+from factories import Runner, linked_runner
+from fastapi.testclient import TestClient
+from strava_emulator.testing import EmulatorHandle
+
+WORKOUT_FIELDS = {
+    "id",
+    "source",
+    "source_id",
+    "name",
+    "sport_type",
+    "is_run",
+    "start_date",
+    "start_date_local",
+    "timezone",
+    "distance_m",
+    "moving_time_s",
+    "elapsed_time_s",
+    "elevation_gain_m",
+    "average_speed_mps",
+    "max_speed_mps",
+    "average_heartrate",
+    "max_heartrate",
+    "average_cadence",
+    "workout_type",
+    "manual",
+    "trainer",
+    "visibility",
+    "summary_polyline",
+    "updated_at",
+}
+
+
+def _synced(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: StravaRuntime
+) -> Runner:
+    runner = linked_runner(api, athlete["id"])
+    assert run_sync(deps, enqueued[-1]).result == "ok"
+    return runner
+
+
+def _all_pages(runner: Runner, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        page = runner.get("/api/v1/workouts", params=query)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+) -> None:
+    runner = _synced(api, athlete, enqueued, sync_deps)
+    everything = _all_pages(runner, limit=200)
+    paged = _all_pages(runner, limit=3)
+
+    assert everything
+    assert [item["id"] for item in paged] == [item["id"] for item in everything]
+    starts = [datetime.fromisoformat(item["start_date"]) for item in everything]
+    assert starts == sorted(starts, reverse=True)
+    for item in everything:
+        assert set(item) >= WORKOUT_FIELDS
+        assert item["source"] == "strava"
+        assert isinstance(item["source_id"], int)
+
+
+def test_workouts_filter_by_sport_type_and_time(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+) -> None:
+    runner = _synced(api, athlete, enqueued, sync_deps)
+    everything = _all_pages(runner, limit=200)
+    runs = _all_pages(runner, sport_type="Run", limit=200)
+    assert runs
+    assert {item["sport_type"] for item in runs} == {"Run"}
+    assert len(runs) == sum(1 for item in everything if item["sport_type"] == "Run")
+    since = utcnow() - timedelta(days=7)
+    recent = _all_pages(runner, since=since.isoformat(), limit=200)
+    assert all(datetime.fromisoformat(item["start_date"]) >= since for item in recent)
+    assert len(recent) == sum(
+        1 for item in everything if datetime.fromisoformat(item["start_date"]) >= since
+    )
+
+
+def test_a_runner_sees_only_their_own_workouts_and_runs(
+    api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    enqueued: list[uuid.UUID],
+    sync_deps: StravaRuntime,
+) -> None:
+    mine = _synced(api, athlete, enqueued, sync_deps)
+    theirs = _synced(api, emulator.admin.create_athlete(), enqueued, sync_deps)
+    my_ids = {item["id"] for item in _all_pages(mine, limit=200)}
+    their_ids = {item["id"] for item in _all_pages(theirs, limit=200)}
+    assert my_ids
+    assert their_ids
+    assert not my_ids & their_ids
+    my_runs = {item["id"] for item in mine.get("/api/v1/strava/sync-runs").json()["items"]}
+    their_runs = {item["id"] for item in theirs.get("/api/v1/strava/sync-runs").json()["items"]}
+    assert not my_runs & their_runs
