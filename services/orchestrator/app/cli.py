@@ -146,7 +146,7 @@ def dev(
     prepare_embedded_broker(settings)
     exe = [sys.executable, "-m", "app.cli"]
     # The deep link's host is `oauth`: Strava matches it against the callback domain
-    # (strava-api.md §1.5), so that is the sandbox app's callback domain.
+    # (docs/strava.md §1.5), so that is the sandbox app's callback domain.
     commands = {
         "emulator": [
             sys.executable,

@@ -9,6 +9,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def local_naive_now() -> datetime:
+    """Naive local time, for third-party tables that store it (kombu's embedded broker)."""
+    return datetime.now()
+
+
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored datetime is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

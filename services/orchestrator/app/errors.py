@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx/5xx body (design.md §3): a stable `error` code and a human `message`."""
+    """Every 4xx/5xx body (docs/contract.md §3): a stable `error` code and a human `message`."""
 
     error: str
     message: str
@@ -27,7 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class AppError(Exception):
-    """An error with a stable `code` from the contract's vocabulary (design.md §3)."""
+    """An error with a stable `code` from the contract's vocabulary (docs/contract.md §3)."""
 
     code: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400

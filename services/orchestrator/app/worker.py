@@ -14,7 +14,7 @@ beat tick recovers (scheduling.recover_stale_runs).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import create_engine, text
 
+from app.clock import local_naive_now
 from app.config import VAR_DIR, Settings, get_settings
 from app.models import import_all_models
 
@@ -193,7 +194,7 @@ def prune_embedded_broker(url: str, *, older_than: timedelta = timedelta(hours=1
         with engine.begin() as connection:
             result = connection.execute(
                 text("DELETE FROM kombu_message WHERE visible = :no AND timestamp < :cutoff"),
-                {"no": False, "cutoff": datetime.now() - older_than},
+                {"no": False, "cutoff": local_naive_now() - older_than},
             )
             return int(result.rowcount or 0)
     finally:

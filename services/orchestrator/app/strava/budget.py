@@ -1,4 +1,4 @@
-"""The Strava rate budget shared by every worker (design.md §4; strava-api.md §2).
+"""The Strava rate budget shared by every worker (docs/contract.md §4; docs/strava.md §2).
 
 Strava counts requests per application in a 15-minute window (reset at :00/:15/:30/:45 UTC) and
 a daily one (reset at midnight UTC), for all requests ("overall") and for reads. The budget keeps,

@@ -7,7 +7,7 @@ sync layer feeds the shared rate budget and metrics. Idempotent GETs retry trans
 5xx with jittered exponential backoff (stamina); POSTs are never retried (an authorization code is
 single use) and neither is 429 (a state, not a failure).
 
-Errors (strava-api.md §4). Messages, reprs and logs never carry tokens, codes or the client
+Errors (docs/strava.md §4). Messages, reprs and logs never carry tokens, codes or the client
 secret::
 
     StravaError                 base; .status (int|None), .endpoint (str), .rate_limit, .fault
@@ -65,11 +65,11 @@ OAUTH_DEAUTHORIZE = "POST /oauth/deauthorize"
 
 MAX_PER_PAGE = 200
 # Epoch seconds stay below 10**10 until the year 2286; epoch milliseconds passed it in 1970.
-# Strava answers milliseconds with a confusing 400 "after: future" (strava-api.md §3.1).
+# Strava answers milliseconds with a confusing 400 "after: future" (docs/strava.md §3.1).
 _MAX_EPOCH_SECONDS = 10**10
 _MAX_FAULT_TEXT = 200
 _REDACTED = "[redacted]"
-# Fault entries that name the grant on /oauth/token (strava-api.md §1.7, §1.11).
+# Fault entries that name the grant on /oauth/token (docs/strava.md §1.7, §1.11).
 _GRANT_RESOURCES = frozenset({"RequestToken", "AuthorizationCode", "RefreshToken"})
 _GRANT_FIELDS = frozenset({"code", "refresh_token"})
 # RFC 6750 b64token: also keeps CR/LF (header injection) out of the Authorization header.
@@ -311,7 +311,7 @@ class StravaClient:
 
     def refresh(self, refresh_token: str) -> TokenResponse:
         """New tokens for a refresh token. Strava may rotate the refresh token: persist the one
-        returned before using it; the old one stops working at once (strava-api.md §1.7)."""
+        returned before using it; the old one stops working at once (docs/strava.md §1.7)."""
         if not refresh_token:
             raise ValueError("`refresh_token` is empty")
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}

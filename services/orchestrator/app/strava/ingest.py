@@ -1,6 +1,6 @@
 """Activities → workouts: one Strava activity normalised into a Workout row, and the bulk writes
-of a sync run (design.md §4): upsert by (source, source_id), and delete what a complete listing no
-longer has. Runs inside the caller's transaction; sync.py decides when to call what.
+of a sync run (docs/contract.md §4): upsert by (source, source_id), and delete what a complete
+listing no longer has. Runs inside the caller's transaction; sync.py decides when to call what.
 """
 
 from __future__ import annotations

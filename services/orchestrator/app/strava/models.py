@@ -66,7 +66,7 @@ class StravaLink(Base):
     scopes: Mapped[str] = mapped_column(String(200))
     linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    # The actionable state the app shows (design.md §3 StravaStatus.error).
+    # The actionable state the app shows (docs/contract.md §3 StravaStatus.error).
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(String(300))
     error_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -97,7 +97,7 @@ class PendingDeauthorization(Base):
 
 
 class SyncRun(Base):
-    """One sync of one runner's window: the row of its figures (design.md §3 SyncRun)."""
+    """One sync of one runner's window: the row of its figures (docs/contract.md §3 SyncRun)."""
 
     __tablename__ = "sync_runs"
     __table_args__ = (

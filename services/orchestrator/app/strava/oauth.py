@@ -1,4 +1,5 @@
-"""The link flow (design.md §2): PKCE between app and backend; `state` + client secret to Strava."""
+"""The link flow (docs/contract.md §2): PKCE between app and backend; `state` + client secret
+to Strava."""
 
 from __future__ import annotations
 

@@ -306,11 +306,12 @@ def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUI
 def tick(
     runtime: StravaRuntime,
     *,
-    enqueue: Enqueue,
+    enqueue: Enqueue | Callable[[uuid.UUID], None],
     stale_queued: timedelta,
     reserve: float,
     batch_size: int = 500,
 ) -> TickReport:
+    enqueue = as_enqueue(enqueue)
     now = utcnow()
     with session_scope(runtime.sessions) as session:
         requeued, lost = recover_stale_runs(

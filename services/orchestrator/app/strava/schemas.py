@@ -1,4 +1,5 @@
-"""The HTTP contract's documents (design.md §3): field names are fixed, fields may be added."""
+"""The Strava documents of the HTTP contract (docs/contract.md §3): field names are fixed,
+fields may be added."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Window ingest: one sync run of one runner's last SYNC_WINDOW_DAYS of activities (design.md §4).
+"""One sync run of one runner's last SYNC_WINDOW_DAYS of activities (docs/contract.md §4): claim,
+list, write, classify, report. When a run happens, and what follows it, is scheduling.py's.
 
 A run goes through three short transactions, never holding a lock while Strava is called
 (except the token refresh, see tokens.py):
@@ -10,8 +11,8 @@ A run goes through three short transactions, never holding a lock while Strava i
    shared rate budget is asked (budget.py). A 401 gets one token refresh, then `reauth_required`;
 3. **write**: with the link row locked and re-checked (unlinked meanwhile → nothing is written),
    upsert by (source, source_id) in bulk, and only after a complete listing delete the window's
-   workouts that Strava no longer lists (both in ingest.py); then the run's telemetry and the
-   link's status.
+   workouts that Strava no longer lists (both in ingest.py); then the run's figures and the
+   link's status and next sync (scheduling.record_run).
 
 A listing that failed part-way keeps what it fetched, deletes nothing and moves no cursor
 (`partial`). A spent rate budget or a 429 is a state, not a failure: the run is `deferred` and the

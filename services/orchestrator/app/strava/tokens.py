@@ -1,5 +1,5 @@
 """A live access token for a link: refreshed when it expires within 5 minutes, one refresh per
-link at a time across every worker (design.md §4; strava-api.md §1.7).
+link at a time across every worker (docs/contract.md §4; docs/strava.md §1.7).
 
 Strava rotates the refresh token on refresh and the old one dies at once, so two workers that
 refresh the same link concurrently would leave one of them (and perhaps the stored pair) with a

@@ -36,7 +36,7 @@ from .swift_source import FIXTURE_TYPES, FIXTURES_DIR, IOS_ROOT, SwiftSources
 
 if TYPE_CHECKING:
     # The same module pytest imports as `factories` (its pythonpath); mypy knows it by package.
-    from tests.factories import Runner, consent, new_runner, pkce_pair
+    from factories import Runner, consent, new_runner, pkce_pair
 else:
     from factories import Runner, consent, new_runner, pkce_pair
 

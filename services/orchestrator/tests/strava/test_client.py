@@ -27,10 +27,9 @@ from app.strava.client import (
     StravaClient,
     StravaError,
     StravaUnreachable,
-    SummaryActivity,
-    TokenResponse,
     create_http_client,
 )
+from app.strava.payloads import SummaryActivity, TokenResponse
 from app.strava.ratelimit import (
     RateLimitSnapshot,
     next_daily_window_start,
@@ -54,7 +53,7 @@ NEW_ACCESS = "new-access-token-777777"
 NEW_REFRESH = "new-refresh-token-888888"
 SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, CODE, NEW_ACCESS, NEW_REFRESH)
 
-# As recorded on GET /athlete/activities (strava-api.md §2, note Strava's casing).
+# As recorded on GET /athlete/activities (docs/strava.md §2, note Strava's casing).
 RATE_HEADERS = {
     "X-Ratelimit-Limit": "200,2000",
     "X-Ratelimit-Usage": "9,152",
@@ -118,7 +117,7 @@ def token_body(*, athlete: bool = True) -> dict[str, Any]:
 
 
 def activity(**overrides: Any) -> dict[str, Any]:
-    """A realistic SummaryActivity (strava-api.md §3.2), as Strava writes it."""
+    """A realistic SummaryActivity (docs/strava.md §3.2), as Strava writes it."""
     body: dict[str, Any] = {
         "resource_state": 2,
         "athlete": {"id": 26462176, "resource_state": 1},

@@ -16,7 +16,7 @@ from app.strava.runtime import StravaRuntime
 from app.workouts.models import Workout
 from factories import Runner, link, new_runner
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from strava_emulator.testing import EmulatorHandle
 
 
@@ -25,9 +25,7 @@ def test_deferred_deauthorizations_retry_with_backoff_until_strava_answers(
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     with session_scope() as session:
-        session.execute(
-            PendingDeauthorization.__table__.delete()  # type: ignore[arg-type]
-        )
+        session.execute(delete(PendingDeauthorization))
         service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
     emulator.admin.add_fault("/oauth/deauthorize", "status", method="POST", status=503, count=1)
     assert service.deauthorize_pending(sync_deps) == 0
@@ -52,7 +50,7 @@ def test_a_deauthorization_strava_refuses_with_401_is_settled(
     issued = emulator.admin.issue_tokens(athlete["id"])
     emulator.admin.revoke(athlete["id"])
     with session_scope() as session:
-        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
+        session.execute(delete(PendingDeauthorization))
         service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
     assert service.deauthorize_pending(sync_deps) == 1
     with session_scope() as session:
@@ -65,7 +63,7 @@ def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
     issued = emulator.admin.issue_tokens(athlete["id"])
     expires_at = datetime.fromtimestamp(int(issued["expires_at"]), UTC)
     with session_scope() as session:
-        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
+        session.execute(delete(PendingDeauthorization))
         service.schedule_deauthorization(
             session,
             sync_deps.keyring,
