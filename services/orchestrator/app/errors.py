@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.codes import StatusCode
+
 
 class ErrorBody(BaseModel):
     """Every 4xx/5xx body (docs/contract.md §3): a stable `error` code and a human `message`."""
@@ -90,12 +92,12 @@ class PkceMismatch(AppError):
 
 
 class AccessDenied(AppError):
-    code = "access_denied"
+    code = StatusCode.ACCESS_DENIED
     default_message = "Strava access was not granted."
 
 
 class InsufficientScope(AppError):
-    code = "insufficient_scope"
+    code = StatusCode.INSUFFICIENT_SCOPE
     default_message = "Coach George needs permission to read your activities."
 
 
@@ -106,25 +108,25 @@ class AthleteAlreadyLinked(AppError):
 
 
 class NotLinked(AppError):
-    code = "not_linked"
+    code = StatusCode.NOT_LINKED
     status = 409
     default_message = "No Strava account is linked."
 
 
 class KeyUnavailable(AppError):
-    code = "key_unavailable"
+    code = StatusCode.KEY_UNAVAILABLE
     status = 503
     default_message = "The stored Strava credentials cannot be decrypted with the configured keys."
 
 
 class StravaBadGateway(AppError):
-    code = "strava_unavailable"
+    code = StatusCode.STRAVA_UNAVAILABLE
     status = 502
     default_message = "Strava did not answer. Try again in a moment."
 
 
 class ReauthRequired(AppError):
-    code = "reauth_required"
+    code = StatusCode.REAUTH_REQUIRED
     status = 400
     default_message = "Strava refused the authorization. Connect again."
 

@@ -145,7 +145,7 @@ def _clear_emulator_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def sync_deps(settings: Settings) -> Iterator[StravaRuntime]:
+def strava_runtime(settings: Settings) -> Iterator[StravaRuntime]:
     """The sync's collaborators against the emulator and the test database, with the embedded
     (database) rate budget emptied before and after; client retries do not wait."""
     import stamina

@@ -177,9 +177,9 @@ def test_ios_fixtures_have_the_structure_of_real_responses(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: StravaRuntime,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    fresh = real_responses(api, emulator, enqueued, sync_deps)
+    fresh = real_responses(api, emulator, enqueued, strava_runtime)
     assert set(fresh) == set(FIXTURE_TYPES)
     for name, document in fresh.items():
         _write(FRESH_DIR, name, document)

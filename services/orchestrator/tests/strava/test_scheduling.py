@@ -74,27 +74,27 @@ def test_the_hourly_tick_resyncs_a_due_link(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: StravaRuntime,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
-    assert run_sync(sync_deps, enqueued[-1]).result == "ok"
+    assert run_sync(strava_runtime, enqueued[-1]).result == "ok"
     due_at = as_utc(_link(runner).next_sync_at or utcnow())
 
     before = len(enqueued)
-    _tick(sync_deps, enqueued)  # not yet due
+    _tick(strava_runtime, enqueued)  # not yet due
     assert all(run.state == "finished" for run in _runs(runner))
 
     added = emulator.admin.create_activity(
         athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(minutes=40)
     )
     with time_machine.travel(due_at + timedelta(seconds=1), tick=True):
-        report = _tick(sync_deps, enqueued)
+        report = _tick(strava_runtime, enqueued)
         assert report.scheduled >= 1
         mine = [run for run in _runs(runner) if run.state == "queued"]
         assert len(mine) == 1
         assert mine[0].trigger == "schedule"
         assert mine[0].id in enqueued[before:]
-        outcome = run_sync(sync_deps, mine[0].id)
+        outcome = run_sync(strava_runtime, mine[0].id)
     assert outcome.result == "ok"
     # At least the added run: the emulator shares this process's (travelled) clock, so one of
     # the athlete's generated activities may have come due in the same hour.
@@ -109,7 +109,10 @@ def test_the_hourly_tick_resyncs_a_due_link(
 
 
 def test_links_waiting_for_a_reconnect_are_not_scheduled(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
@@ -126,41 +129,50 @@ def test_links_waiting_for_a_reconnect_are_not_scheduled(
 
 
 def test_a_spent_budget_schedules_nothing(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
-    run_sync(sync_deps, enqueued[-1])
+    run_sync(strava_runtime, enqueued[-1])
     with time_machine.travel(as_utc(_link(runner).next_sync_at or utcnow()), tick=True):
-        sync_deps.budget.block(utcnow() + timedelta(minutes=5), "short")
-        report = _tick(sync_deps, enqueued)
+        strava_runtime.budget.block(utcnow() + timedelta(minutes=5), "short")
+        report = _tick(strava_runtime, enqueued)
     assert report.scheduled == 0
     assert report.budget_blocked_until is not None
 
 
 def test_a_forgotten_queued_run_is_enqueued_again_once_per_stale_period(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     linked_runner(api, athlete["id"])
     lost_message = enqueued[-1]  # pretend the broker lost it
     with time_machine.travel(utcnow() + STALE + timedelta(minutes=1), tick=True):
-        first = _tick(sync_deps, enqueued)
-        _tick(sync_deps, enqueued)  # within the next stale period: not sent again
+        first = _tick(strava_runtime, enqueued)
+        _tick(strava_runtime, enqueued)  # within the next stale period: not sent again
     assert first.requeued >= 1
     assert enqueued.count(lost_message) == 2  # the link's enqueue, then the recovery's one
-    assert run_sync(sync_deps, lost_message).result == "ok"
+    assert run_sync(strava_runtime, lost_message).result == "ok"
 
 
 def test_a_run_whose_worker_died_is_failed_and_rescheduled(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
         run = session.get(SyncRun, enqueued[-1])
         assert run is not None
         run.state, run.started_at = "running", utcnow()
-    later = utcnow() + timedelta(seconds=sync_deps.task_time_limit_seconds + 120)
+    later = utcnow() + timedelta(seconds=strava_runtime.task_time_limit_seconds + 120)
     with time_machine.travel(later, tick=True):
-        report = _tick(sync_deps, enqueued)
+        report = _tick(strava_runtime, enqueued)
     assert report.lost >= 1
     (run,) = _runs(runner)
     assert (run.state, run.result, run.error_code) == ("finished", "failed", "sync_failed")
@@ -170,15 +182,18 @@ def test_a_run_whose_worker_died_is_failed_and_rescheduled(
 
 
 def test_a_redelivered_task_takes_over_its_running_run(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     linked_runner(api, athlete["id"])
     with session_scope() as session:
         run = session.get(SyncRun, enqueued[-1])
         assert run is not None
         run.state, run.started_at, run.attempts = "running", utcnow(), 1
-    assert run_sync(sync_deps, enqueued[-1]).result == "skipped"  # a live duplicate
-    outcome = run_sync(sync_deps, enqueued[-1], redelivered=True)
+    assert run_sync(strava_runtime, enqueued[-1]).result == "skipped"  # a live duplicate
+    outcome = run_sync(strava_runtime, enqueued[-1], redelivered=True)
     assert outcome.result == "ok"
     with session_scope() as session:
         finished = session.get(SyncRun, enqueued[-1])

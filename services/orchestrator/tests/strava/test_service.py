@@ -21,44 +21,47 @@ from strava_emulator.testing import EmulatorHandle
 
 
 def test_deferred_deauthorizations_retry_with_backoff_until_strava_answers(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    emulator: EmulatorHandle,
+    strava_runtime: StravaRuntime,
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     with session_scope() as session:
         session.execute(delete(PendingDeauthorization))
-        service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
+        service.schedule_deauthorization(session, strava_runtime.keyring, issued["access_token"])
     emulator.admin.add_fault("/oauth/deauthorize", "status", method="POST", status=503, count=1)
-    assert service.deauthorize_pending(sync_deps) == 0
+    assert service.deauthorize_pending(strava_runtime) == 0
     with session_scope() as session:
         (pending,) = session.scalars(select(PendingDeauthorization)).all()
         assert pending.attempts == 1
         retry_at = as_utc(pending.next_attempt_at)
     assert retry_at > utcnow()
     emulator.admin.clear_requests()
-    assert service.deauthorize_pending(sync_deps) == 0  # not due yet: Strava not called
+    assert service.deauthorize_pending(strava_runtime) == 0  # not due yet: Strava not called
     assert not emulator.admin.requests(path="/oauth/deauthorize")
     with time_machine.travel(retry_at + timedelta(seconds=1), tick=True):
-        assert service.deauthorize_pending(sync_deps) == 1
+        assert service.deauthorize_pending(strava_runtime) == 1
     assert [r["status"] for r in emulator.admin.requests(path="/oauth/deauthorize")] == [200]
     with session_scope() as session:
         assert not session.scalars(select(PendingDeauthorization)).all()
 
 
 def test_a_deauthorization_strava_refuses_with_401_is_settled(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
+    athlete: dict[str, Any], emulator: EmulatorHandle, strava_runtime: StravaRuntime
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     emulator.admin.revoke(athlete["id"])
     with session_scope() as session:
         session.execute(delete(PendingDeauthorization))
-        service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
-    assert service.deauthorize_pending(sync_deps) == 1
+        service.schedule_deauthorization(session, strava_runtime.keyring, issued["access_token"])
+    assert service.deauthorize_pending(strava_runtime) == 1
     with session_scope() as session:
         assert not session.scalars(select(PendingDeauthorization)).all()
 
 
 def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: StravaRuntime
+    athlete: dict[str, Any], emulator: EmulatorHandle, strava_runtime: StravaRuntime
 ) -> None:
     issued = emulator.admin.issue_tokens(athlete["id"])
     expires_at = datetime.fromtimestamp(int(issued["expires_at"]), UTC)
@@ -66,7 +69,7 @@ def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
         session.execute(delete(PendingDeauthorization))
         service.schedule_deauthorization(
             session,
-            sync_deps.keyring,
+            strava_runtime.keyring,
             issued["access_token"],
             refresh_token=issued["refresh_token"],
             access_token_expires_at=expires_at,
@@ -76,7 +79,7 @@ def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
     emulator.admin.advance_clock(later.total_seconds())
     try:
         with time_machine.travel(utcnow() + later, tick=True):
-            assert service.deauthorize_pending(sync_deps) == 1
+            assert service.deauthorize_pending(strava_runtime) == 1
     finally:
         emulator.admin.advance_clock(-later.total_seconds())
     calls = [(r["path"], r["status"]) for r in emulator.admin.requests(method="POST")]

@@ -59,10 +59,13 @@ def _manual(runner: Runner, deps: StravaRuntime) -> None:
 
 
 def test_sync_runs_endpoint_lists_the_telemetry_most_recent_first(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, sync_deps)
-    _manual(runner, sync_deps)
+    runner = _synced(api, athlete, enqueued, strava_runtime)
+    _manual(runner, strava_runtime)
 
     items = runner.get("/api/v1/strava/sync-runs").json()["items"]
 
@@ -89,11 +92,11 @@ def test_the_sync_log_event_carries_counts_and_no_activity_content(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: StravaRuntime,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with structlog.testing.capture_logs() as logs:
-        run_sync(sync_deps, enqueued[-1])
+        run_sync(strava_runtime, enqueued[-1])
     (event,) = [entry for entry in logs if entry["event"] == "strava.sync_finished"]
     assert event["result"] == "ok"
     assert event["inserted"] > 0
@@ -114,9 +117,9 @@ def test_metrics_show_sync_duration_requests_rate_limits_refreshes_and_lag(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: StravaRuntime,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, sync_deps)
+    runner = _synced(api, athlete, enqueued, strava_runtime)
     emulator.admin.create_activity(
         athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(minutes=45)
     )
@@ -124,7 +127,7 @@ def test_metrics_show_sync_duration_requests_rate_limits_refreshes_and_lag(
         link = service.get_link(session, uuid.UUID(runner.runner_id))
         assert link is not None
         link.access_token_expires_at = utcnow() + timedelta(minutes=1)
-    _manual(runner, sync_deps)
+    _manual(runner, strava_runtime)
 
     text = api.get("/metrics").text
 

@@ -26,7 +26,7 @@ def test_training_load_summarises_the_synced_runs(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: StravaRuntime,
+    strava_runtime: StravaRuntime,
 ) -> None:
     athlete = emulator.admin.create_athlete(history_days=0)
     now = utcnow()
@@ -45,7 +45,7 @@ def test_training_load_summarises_the_synced_runs(
             moving_time=int(distance / 3),
             start_date=now - timedelta(days=days_ago),
         )
-    runner = _synced(api, athlete, enqueued, sync_deps)
+    runner = _synced(api, athlete, enqueued, strava_runtime)
 
     training = runner.get("/api/v1/profile/summary").json()["training"]
 

@@ -65,9 +65,12 @@ def _all_pages(runner: Runner, **params: Any) -> list[dict[str, Any]]:
 
 
 def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, sync_deps)
+    runner = _synced(api, athlete, enqueued, strava_runtime)
     everything = _all_pages(runner, limit=200)
     paged = _all_pages(runner, limit=3)
 
@@ -82,9 +85,12 @@ def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
 
 
 def test_workouts_filter_by_sport_type_and_time(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: StravaRuntime
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, sync_deps)
+    runner = _synced(api, athlete, enqueued, strava_runtime)
     everything = _all_pages(runner, limit=200)
     runs = _all_pages(runner, sport_type="Run", limit=200)
     assert runs
@@ -103,10 +109,10 @@ def test_a_runner_sees_only_their_own_workouts_and_runs(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: StravaRuntime,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    mine = _synced(api, athlete, enqueued, sync_deps)
-    theirs = _synced(api, emulator.admin.create_athlete(), enqueued, sync_deps)
+    mine = _synced(api, athlete, enqueued, strava_runtime)
+    theirs = _synced(api, emulator.admin.create_athlete(), enqueued, strava_runtime)
     my_ids = {item["id"] for item in _all_pages(mine, limit=200)}
     their_ids = {item["id"] for item in _all_pages(theirs, limit=200)}
     assert my_ids
