@@ -17,7 +17,7 @@ from app.db import session_scope
 from app.strava import scheduling, service
 from app.strava.runtime import StravaRuntime
 from app.strava.sync import run_sync
-from factories import Runner, linked_runner
+from factories import Runner, linked_runner, synced_runner
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
 
@@ -41,14 +41,6 @@ SYNC_RUN_FIELDS = {
 }
 
 
-def _synced(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: StravaRuntime
-) -> Runner:
-    runner = linked_runner(api, athlete["id"])
-    assert run_sync(deps, enqueued[-1]).result == "ok"
-    return runner
-
-
 def _manual(runner: Runner, deps: StravaRuntime) -> None:
     ids: list[uuid.UUID] = []
     with session_scope() as session:
@@ -64,7 +56,7 @@ def test_sync_runs_endpoint_lists_the_telemetry_most_recent_first(
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, strava_runtime)
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
     _manual(runner, strava_runtime)
 
     items = runner.get("/api/v1/strava/sync-runs").json()["items"]
@@ -119,7 +111,7 @@ def test_metrics_show_sync_duration_requests_rate_limits_refreshes_and_lag(
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, strava_runtime)
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
     emulator.admin.create_activity(
         athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(minutes=45)
     )

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from app.clock import utcnow
 from app.strava.runtime import StravaRuntime
-from app.strava.sync import run_sync
-from factories import Runner, linked_runner
+from factories import synced_runner
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
-
-
-def _synced(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: StravaRuntime
-) -> Runner:
-    runner = linked_runner(api, athlete["id"])
-    assert run_sync(deps, enqueued[-1]).result == "ok"
-    return runner
 
 
 def test_training_load_summarises_the_synced_runs(
@@ -45,7 +35,7 @@ def test_training_load_summarises_the_synced_runs(
             moving_time=int(distance / 3),
             start_date=now - timedelta(days=days_ago),
         )
-    runner = _synced(api, athlete, enqueued, strava_runtime)
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
 
     training = runner.get("/api/v1/profile/summary").json()["training"]
 

@@ -9,8 +9,7 @@ from typing import Any
 
 from app.clock import utcnow
 from app.strava.runtime import StravaRuntime
-from app.strava.sync import run_sync
-from factories import Runner, linked_runner
+from factories import Runner, synced_runner
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
 
@@ -42,14 +41,6 @@ WORKOUT_FIELDS = {
 }
 
 
-def _synced(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: StravaRuntime
-) -> Runner:
-    runner = linked_runner(api, athlete["id"])
-    assert run_sync(deps, enqueued[-1]).result == "ok"
-    return runner
-
-
 def _all_pages(runner: Runner, **params: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
@@ -70,7 +61,7 @@ def test_workouts_endpoint_pages_newest_first_with_the_contract_fields(
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, strava_runtime)
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
     everything = _all_pages(runner, limit=200)
     paged = _all_pages(runner, limit=3)
 
@@ -90,7 +81,7 @@ def test_workouts_filter_by_sport_type_and_time(
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced(api, athlete, enqueued, strava_runtime)
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
     everything = _all_pages(runner, limit=200)
     runs = _all_pages(runner, sport_type="Run", limit=200)
     assert runs
@@ -111,8 +102,8 @@ def test_a_runner_sees_only_their_own_workouts_and_runs(
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
 ) -> None:
-    mine = _synced(api, athlete, enqueued, strava_runtime)
-    theirs = _synced(api, emulator.admin.create_athlete(), enqueued, strava_runtime)
+    mine = synced_runner(api, athlete, enqueued, strava_runtime)
+    theirs = synced_runner(api, emulator.admin.create_athlete(), enqueued, strava_runtime)
     my_ids = {item["id"] for item in _all_pages(mine, limit=200)}
     their_ids = {item["id"] for item in _all_pages(theirs, limit=200)}
     assert my_ids
