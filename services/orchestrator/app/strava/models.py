@@ -74,7 +74,7 @@ class StravaLink(Base):
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_result: Mapped[str | None] = mapped_column(String(10))
-    # When the beat tick enqueues the next scheduled sync (spread per link; see scheduling.next_slot).
+    # When the beat tick enqueues the next sync (spread per link; see scheduling.next_slot).
     next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # Failed syncs in a row (Strava down, bad answers): the retry backoff grows with it.
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
