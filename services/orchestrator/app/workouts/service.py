@@ -28,8 +28,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         started, workout_id = raw.split("|")
         return as_utc(datetime.fromisoformat(started)), uuid.UUID(workout_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise InvalidRequest("cursor is not valid.") from exc
+
+
+def _utc_bound(name: str, value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise InvalidRequest(f"{name} is out of range.") from exc
 
 
 def list_workouts(
@@ -45,10 +52,12 @@ def list_workouts(
     """Newest first, keyset-paginated on (start_date, id)."""
     query = select(Workout).where(Workout.runner_id == runner_id)
     if since is not None:
-        query = query.where(Workout.start_date >= as_utc(since))
+        query = query.where(Workout.start_date >= _utc_bound("since", since))
     if until is not None:
-        query = query.where(Workout.start_date < as_utc(until))
+        query = query.where(Workout.start_date < _utc_bound("until", until))
     if sport_type is not None:
+        if "\x00" in sport_type:  # PostgreSQL text cannot hold NUL: no sport type has one
+            raise InvalidRequest("sport_type is not valid.")
         query = query.where(Workout.sport_type == sport_type)
     if cursor is not None:
         started, workout_id = decode_cursor(cursor)

@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from app.clock import utcnow
 from app.strava.runtime import StravaRuntime
-from factories import Runner, synced_runner
+from factories import Runner, new_runner, synced_runner
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
 
@@ -112,3 +113,20 @@ def test_a_runner_sees_only_their_own_workouts_and_runs(
     my_runs = {item["id"] for item in mine.get("/api/v1/strava/sync-runs").json()["items"]}
     their_runs = {item["id"] for item in theirs.get("/api/v1/strava/sync-runs").json()["items"]}
     assert not my_runs & their_runs
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"sport_type": "\x00"}, "sport_type is not valid."),
+        ({"since": "0001-01-01T00:00:00+05:00"}, "since is out of range."),
+        ({"until": "9999-12-31T23:00:00-05:00"}, "until is out of range."),
+    ],
+)
+def test_workouts_filters_postgres_cannot_hold_are_a_400(
+    api: TestClient, params: dict[str, str], message: str
+) -> None:
+    response = new_runner(api).get("/api/v1/workouts", params=params)
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "message": message}
