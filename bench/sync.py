@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,7 @@ def configure_environment(database_url: str, emulator_url: str, tag: str) -> Non
 
 def link_athletes(admin: Any, count: int) -> list[uuid.UUID]:
     """One runner + link per emulator athlete, sealed as the link flow would store it."""
+    from app.clock import utcnow
     from app.config import get_settings
     from app.db import get_sessionmaker
     from app.runners.models import Runner
@@ -155,7 +156,7 @@ def link_athletes(admin: Any, count: int) -> list[uuid.UUID]:
             break
         athletes.extend(page)
     runner_ids: list[uuid.UUID] = []
-    now = datetime.now(UTC)
+    now = utcnow()
     factory = get_sessionmaker()
     for start in range(0, len(athletes), 200):
         with factory.begin() as session:
@@ -245,8 +246,9 @@ def _reset_data() -> None:
 
 
 def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: Path) -> Figures:
+    from app.codes import Trigger
     from app.db import get_sessionmaker
-    from app.strava import service, tasks
+    from app.strava import scheduling, tasks
     from app.strava.models import SyncRun
     from sqlalchemy import func, select
 
@@ -269,7 +271,9 @@ def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: 
             with factory.begin() as session:
                 for runner_id in runner_ids:
                     # enqueue later, all at once: the timing starts with the first message
-                    service.request_sync(session, runner_id, "schedule", enqueue=lambda _: None)
+                    scheduling.request_sync(
+                        session, runner_id, Trigger.SCHEDULE, enqueue=lambda _: None
+                    )
                 session.flush()
                 run_ids = list(session.scalars(select(SyncRun.id).where(SyncRun.state == "queued")))
             started = time.perf_counter()
@@ -313,18 +317,19 @@ def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: 
 
 def floor(runner_ids: list[uuid.UUID], emulator_url: str) -> Figures:
     """Parse + bulk upsert only, from pages fetched beforehand (not timed)."""
+    from app.clock import utcnow, window_start
     from app.config import get_settings
     from app.db import get_sessionmaker
     from app.security import KeyRing
-    from app.strava.client import SummaryActivity
     from app.strava.credentials import open_link
+    from app.strava.ingest import upsert_workouts
     from app.strava.models import StravaLink
-    from app.strava.sync import upsert_workouts
+    from app.strava.payloads import SummaryActivity
     from sqlalchemy import select
 
     _reset_data()
     keyring = KeyRing(get_settings().encryption_keys())
-    after = int((datetime.now(UTC) - timedelta(days=28)).timestamp())
+    after = int(window_start(utcnow(), 28).timestamp())
     bodies: list[tuple[uuid.UUID, bytes]] = []
     with get_sessionmaker()() as session, httpx2.Client(base_url=emulator_url) as http:
         links = session.scalars(select(StravaLink).where(StravaLink.runner_id.in_(runner_ids)))
@@ -344,7 +349,7 @@ def floor(runner_ids: list[uuid.UUID], emulator_url: str) -> Figures:
         one = time.perf_counter()
         parsed = [SummaryActivity.model_validate(item) for item in json.loads(body)]
         with factory.begin() as session:
-            upsert_workouts(session, runner_id, parsed, datetime.now(UTC))
+            upsert_workouts(session, runner_id, parsed, utcnow())
         activities += len(parsed)
         durations.append(int((time.perf_counter() - one) * 1000))
     wall = time.perf_counter() - started

@@ -8,7 +8,7 @@ import Crypto // swift-crypto: CryptoKit's API on Linux
 import Security
 #endif
 
-/// PKCE (RFC 7636) between the app and Coach George's backend (design.md §2).
+/// PKCE (RFC 7636) between the app and Coach George's backend (docs/contract.md §2).
 ///
 /// Strava itself does not check PKCE: the backend holds the client secret and talks to Strava.
 /// The pair binds the callback to the app session that asked for the link token: the challenge

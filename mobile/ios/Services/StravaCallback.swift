@@ -12,7 +12,7 @@ public enum CallbackError: Error, Equatable, Sendable {
     case missingCode
 }
 
-/// Strava's redirect back to the app (strava-api.md §1.4):
+/// Strava's redirect back to the app (docs/strava.md §1.4):
 /// `coachai://oauth/strava?state=…&code=…&scope=…` or `coachai://oauth/strava?state=…&error=access_denied`.
 public enum StravaCallback: Equatable, Sendable {
     /// Consent given; `scope` is what the runner actually granted (comma-separated, may be empty).

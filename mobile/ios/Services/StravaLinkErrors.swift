@@ -32,7 +32,7 @@ public struct ErrorPresentation: Equatable, Sendable {
     }
 }
 
-/// The contract's error codes (design.md §3; HTTP errors and `StravaStatus.error.code` share them)
+/// The contract's error codes (docs/contract.md §3; HTTP errors and `StravaStatus.error.code` share them)
 /// in the runner's words, plus the codes the server emits beyond them (`service_unavailable`).
 public enum StravaErrorCatalog {
     /// One switch over the error codes. The Linux CI reads the string literals of this switch and
@@ -111,7 +111,7 @@ public enum StravaErrorCatalog {
             message = "Strava could not be reached. Try again in a moment."
             action = .waitUntil(retryAt)
         case "service_unavailable":
-            // Not in design.md §3's list, but the server sends it: a 503 with `Retry-After` when
+            // Not in docs/contract.md §3's list, but the server sends it: a 503 with `Retry-After` when
             // one of its own dependencies (the sync queue, the database) is down for a moment.
             title = "Coach George is briefly unavailable"
             message = "Coach George could not take this request just now. It will work again shortly."

@@ -1,6 +1,6 @@
 import Foundation
 
-// The documents of the HTTP contract (design.md §3). Every JSON key is spelled out in a
+// The documents of the HTTP contract (docs/contract.md §3). Every JSON key is spelled out in a
 // `CodingKeys` enum: the Linux CI reads them from this source and compares them with the
 // server's OpenAPI schema, so keep them explicit (no key-decoding strategy).
 // The server may add fields: decoding ignores keys it does not know, and unknown enum values

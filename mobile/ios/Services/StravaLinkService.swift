@@ -14,7 +14,7 @@ public enum HTTPMethod: String, Sendable {
     case delete = "DELETE"
 }
 
-/// One endpoint of the HTTP contract (design.md §3). The Linux CI finds every
+/// One endpoint of the HTTP contract (docs/contract.md §3). The Linux CI finds every
 /// `Endpoint(method:path:)` in the Swift sources and checks it against the server's OpenAPI
 /// document: keep the method and path as literals here.
 public struct Endpoint: Equatable, Sendable {
@@ -285,7 +285,7 @@ public enum LinkOutcome: Equatable, Sendable {
     case failed(StravaLinkError)
 }
 
-/// The link flow of design.md §2, without any UI: PKCE pair → link token → Strava's consent page
+/// The link flow of docs/contract.md §2, without any UI: PKCE pair → link token → Strava's consent page
 /// in a web authentication session → the redirect checked against the issued `state` →
 /// `POST /api/v1/strava/callback` with the verifier.
 public struct StravaLinkFlow: Sendable {

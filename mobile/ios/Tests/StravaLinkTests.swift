@@ -481,14 +481,14 @@ final class DecodingTests: XCTestCase {
 // MARK: - Error codes
 
 final class ErrorMappingTests: XCTestCase {
-    /// design.md §3, in order.
+    /// docs/contract.md §3, in order.
     static let contractCodes = [
         "unauthenticated", "invalid_request", "profile_required", "redirect_uri_not_allowed",
         "invalid_state", "state_expired", "pkce_mismatch", "access_denied", "insufficient_scope",
         "athlete_already_linked", "not_linked", "reauth_required", "revoked", "rate_limited",
         "strava_unavailable", "sync_failed", "key_unavailable", "sync_in_progress", "not_found",
     ]
-    /// Codes the server emits beyond design.md §3 (the Linux CI reads them from the server).
+    /// Codes the server emits beyond docs/contract.md §3 (the Linux CI reads them from the server).
     static let serverOnlyCodes = ["service_unavailable"]
 
     func testEveryContractCodeHasItsOwnWords() {

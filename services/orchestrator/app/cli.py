@@ -20,7 +20,7 @@ console = Console(stderr=True)
 
 
 def _metrics_dir(*, wipe: bool = False) -> None:
-    """prometheus_client's multiprocess mode (see app/telemetry.py): set before it is imported.
+    """prometheus_client's multiprocess mode (see app/metrics.py): set before it is imported.
 
     `dev` starts every process, so it starts from an empty directory; `serve`, `worker` and
     `beat` started on their own share whatever PROMETHEUS_MULTIPROC_DIR says (default
@@ -103,8 +103,8 @@ def rotate_keys(
     from rich.progress import Progress
 
     from app.db import get_sessionmaker
-    from app.keys import count_stale_rows, rotate_batch
     from app.security import KeyRing
+    from app.strava.credentials import count_stale_rows, rotate_batch
 
     keyring = KeyRing(get_settings().encryption_keys())
     factory = get_sessionmaker()
@@ -146,7 +146,7 @@ def dev(
     prepare_embedded_broker(settings)
     exe = [sys.executable, "-m", "app.cli"]
     # The deep link's host is `oauth`: Strava matches it against the callback domain
-    # (strava-api.md §1.5), so that is the sandbox app's callback domain.
+    # (docs/strava.md §1.5), so that is the sandbox app's callback domain.
     commands = {
         "emulator": [
             sys.executable,

@@ -1,4 +1,4 @@
-"""Settings: one class, read from the environment (design.md §7 is the contract for the names)."""
+"""Settings: one class, read from the environment (names: docs/contract.md §7)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,24 @@ class Settings(BaseSettings):
         if self.task_time_limit_seconds >= self.broker_visibility_timeout_seconds:
             raise ValueError(
                 "TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _secrets_outside_sandbox(self) -> Settings:
+        """Refuse to start, rather than fail every task later, when production lacks a secret."""
+        if self.sandbox:
+            return self
+        missing = []
+        if self.strava_client_secret is None or not self.strava_client_secret.get_secret_value():
+            missing.append("STRAVA_CLIENT_SECRET")
+        if not _split_commas(
+            self.token_encryption_keys.get_secret_value() if self.token_encryption_keys else ""
+        ):
+            missing.append("TOKEN_ENCRYPTION_KEYS")
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} must be set with STRAVA_CLIENT_ID (outside sandbox mode)"
             )
         return self
 

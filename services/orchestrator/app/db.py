@@ -1,8 +1,12 @@
 """Engine, sessions and the transaction boundary.
 
-Services take a Session and never commit; the request (`get_session`) or the task
-(`session_scope`) owns the transaction. Work that must only happen once the data is durable
-(sending a Celery task) is registered with `after_commit` and runs right after the commit.
+Request-path services take a Session and never commit: the request (`get_session`) or the
+command (`session_scope`) owns the transaction. The worker's code owns short transactions on
+purpose, each through `session_scope`: the sync (claim, then write, never holding a lock while
+Strava is called), the token refresh (the rotated pair is durable before it is used), the rate
+budget (one locked row per call) and the tick (one transaction per runner). Work that must only
+happen once the data is durable (sending a Celery task) is registered with `after_commit` and
+runs right after the commit.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy import JSON, Engine, MetaData, create_engine, event, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+from starlette.requests import Request
 
 from app.config import get_settings
 
@@ -29,6 +35,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# A JSON column that is JSONB on PostgreSQL.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+_Row = TypeVar("_Row", bound=Base)
 
 
 def make_engine(url: str) -> Engine:
@@ -51,13 +63,23 @@ def make_engine(url: str) -> Engine:
 
 
 @lru_cache
-def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+def engine_for(url: str) -> Engine:
+    """One engine (one pool) per database URL and process."""
+    return make_engine(url)
 
 
 @lru_cache
+def sessionmaker_for(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+
+
+def get_engine() -> Engine:
+    """The engine of the process's settings (workers, commands); the API uses its app's own."""
+    return engine_for(get_settings().database_url)
+
+
 def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+    return sessionmaker_for(get_settings().database_url)
 
 
 _AFTER_COMMIT = "after_commit_callbacks"
@@ -94,14 +116,16 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         session.close()
 
 
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: the request owns the transaction (commits before the response).
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: the request owns the transaction (commits before the response), on
+    the database of the app's own settings (`create_app(settings)`).
 
     An AppError marked `persist` commits what was done before it (e.g. a spent link attempt).
     """
     from app.errors import AppError
 
-    session = get_sessionmaker()()
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    session = sessions()
     try:
         yield session
         session.commit()
@@ -116,3 +140,27 @@ def get_session() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def lock_row(
+    session: Session, model: type[_Row], row_id: object, touch: InstrumentedAttribute[Any]
+) -> _Row | None:
+    """The row, locked until the transaction ends and re-read from the database.
+
+    SQLite has no row locks (FOR UPDATE is ignored): a no-op write of `touch` (a column of the
+    row, set to itself) takes the database's write lock instead, which serialises writers just
+    the same."""
+    primary_key = model.__mapper__.primary_key[0]
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(model)
+            .where(primary_key == row_id)
+            .values({touch: touch})
+            .execution_options(synchronize_session=False)
+        )
+    return session.scalar(
+        select(model)
+        .where(primary_key == row_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )

@@ -9,15 +9,22 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import get_session
 from app.errors import Unauthenticated
 from app.runners import service as runners
 from app.security import KeyRing
-from app.strava.client import StravaClient
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings `create_app` was given (not the process's globals)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -41,10 +48,4 @@ def get_keyring(request: Request) -> KeyRing:
     return keyring
 
 
-def get_strava_client(request: Request) -> StravaClient:
-    client: StravaClient = request.app.state.strava_client
-    return client
-
-
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
-StravaClientDep = Annotated[StravaClient, Depends(get_strava_client)]

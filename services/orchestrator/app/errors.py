@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.codes import StatusCode
+
 
 class ErrorBody(BaseModel):
-    """Every 4xx/5xx body (design.md §3): a stable `error` code and a human `message`."""
+    """Every 4xx/5xx body (docs/contract.md §3): a stable `error` code and a human `message`."""
 
     error: str
     message: str
@@ -27,7 +29,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class AppError(Exception):
-    """An error with a stable `code` from the contract's vocabulary (design.md §3)."""
+    """An error with a stable `code` from the contract's vocabulary (docs/contract.md §3)."""
 
     code: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
@@ -90,12 +92,12 @@ class PkceMismatch(AppError):
 
 
 class AccessDenied(AppError):
-    code = "access_denied"
+    code = StatusCode.ACCESS_DENIED
     default_message = "Strava access was not granted."
 
 
 class InsufficientScope(AppError):
-    code = "insufficient_scope"
+    code = StatusCode.INSUFFICIENT_SCOPE
     default_message = "Coach George needs permission to read your activities."
 
 
@@ -106,25 +108,25 @@ class AthleteAlreadyLinked(AppError):
 
 
 class NotLinked(AppError):
-    code = "not_linked"
+    code = StatusCode.NOT_LINKED
     status = 409
     default_message = "No Strava account is linked."
 
 
 class KeyUnavailable(AppError):
-    code = "key_unavailable"
+    code = StatusCode.KEY_UNAVAILABLE
     status = 503
     default_message = "The stored Strava credentials cannot be decrypted with the configured keys."
 
 
-class StravaUnavailableError(AppError):
-    code = "strava_unavailable"
+class StravaBadGateway(AppError):
+    code = StatusCode.STRAVA_UNAVAILABLE
     status = 502
     default_message = "Strava did not answer. Try again in a moment."
 
 
 class ReauthRequired(AppError):
-    code = "reauth_required"
+    code = StatusCode.REAUTH_REQUIRED
     status = 400
     default_message = "Strava refused the authorization. Connect again."
 

@@ -1,8 +1,11 @@
-"""The orchestrator API: `create_app()` wires settings, collaborators and routes."""
+"""The orchestrator API: `create_app()` wires settings, collaborators and routes.
+
+A wiring module: it may import app.strava (tests/test_import_rule.py keeps that list short)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -13,52 +16,33 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from app.config import Settings, get_settings
-from app.db import get_engine
+from app.db import engine_for, sessionmaker_for
 from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_query
-from app.routes import auth, profile, strava, web
+from app.routes import auth, profile, strava, web, workouts
 from app.security import KeyRing
-from app.strava.client import ResponseInfo, StravaClient, create_http_client
-from app.strava.service import Enqueue, build_strava_client
+from app.strava.client import StravaClient, create_http_client
+from app.strava.runtime import api_response_hook, build_strava_client
+from app.strava.scheduling import Enqueue, as_enqueue
 
 access_log = structlog.get_logger("orchestrator.access")
-
-
-def _response_hook(settings: Settings) -> Callable[[ResponseInfo], None]:
-    """The API's own Strava calls (code exchange, deauthorize) count in the metrics and, on
-    Redis, in the rate budget the workers share.
-
-    The embedded (database) budget is left out here: its write would wait on the request's own
-    SQLite write lock. Strava's usage headers are absolute counts, so the next worker response
-    brings the budget up to date anyway.
-    """
-    from app.clock import utcnow
-    from app.db import get_sessionmaker
-    from app.strava.budget import from_settings
-    from app.telemetry import observe_strava_response
-
-    budget = from_settings(settings, get_sessionmaker()) if settings.redis_url else None
-
-    def hook(info: ResponseInfo) -> None:
-        observe_strava_response(info)
-        if budget is not None and info.rate_limit is not None:
-            budget.record(info.rate_limit, utcnow())
-
-    return hook
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     strava_client: StravaClient | None = None,
-    enqueue_sync: Enqueue | None = None,
+    enqueue_sync: Enqueue | Callable[[uuid.UUID], None] | None = None,
 ) -> FastAPI:
+    """The API for `settings` (the process's when None): its routes and its database follow
+    them. `strava_client` and `enqueue_sync` replace the real collaborators (tests); a plain
+    callable can enqueue, it is then taken to be always available."""
     settings = settings or get_settings()
     configure_logging(json=settings.log_json)
     # One pooled HTTP client for the process's Strava calls, closed with the app.
     http = create_http_client(timeout_s=settings.strava_timeout_seconds)
     client = strava_client or build_strava_client(
-        settings, http, on_response=_response_hook(settings)
+        settings, http, on_response=api_response_hook(settings)
     )
 
     @asynccontextmanager
@@ -73,18 +57,20 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.sessions = sessionmaker_for(settings.database_url)
     app.state.keyring = KeyRing(settings.encryption_keys())
     app.state.strava_client = client
     if enqueue_sync is None:
         from app.strava.tasks import enqueue_sync as enqueue_with_celery
 
         enqueue_sync = enqueue_with_celery
-    app.state.enqueue_sync = enqueue_sync
+    app.state.enqueue_sync = as_enqueue(enqueue_sync)
 
     install_error_handlers(app)
     app.include_router(auth.router, responses=ERROR_RESPONSES)
     app.include_router(profile.router, responses=ERROR_RESPONSES)
     app.include_router(strava.router, responses=ERROR_RESPONSES)
+    app.include_router(workouts.router, responses=ERROR_RESPONSES)
     app.include_router(web.router)
 
     @app.middleware("http")
@@ -112,14 +98,14 @@ def create_app(
     def readyz() -> JSONResponse:
         checks: dict[str, str] = {}
         try:
-            with get_engine().connect() as connection:
+            with engine_for(settings.database_url).connect() as connection:
                 connection.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception:
             checks["database"] = "unavailable"
         from app.worker import broker_available
 
-        checks["broker"] = "ok" if broker_available() else "unavailable"
+        checks["broker"] = "ok" if broker_available(settings) else "unavailable"
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
@@ -127,7 +113,7 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:
-        from app.telemetry import render_metrics
+        from app.metrics import render_metrics
 
         return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 

@@ -5,4 +5,5 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     import app.runners.models
-    import app.strava.models  # noqa: F401
+    import app.strava.models
+    import app.workouts.models  # noqa: F401

@@ -14,15 +14,23 @@ beat tick recovers (scheduling.recover_stale_runs).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import create_engine, text
 
+from app.clock import local_naive_now
 from app.config import VAR_DIR, Settings, get_settings
 from app.models import import_all_models
+
+if TYPE_CHECKING:
+    import redis
+
+# How long a broker probe waits: /readyz and a manual sync must answer quickly.
+PROBE_TIMEOUT_S = 1.0
 
 
 def broker_url(settings: Settings) -> str:
@@ -129,7 +137,7 @@ def _fresh_connections(**_: Any) -> None:
 def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
     import os
 
-    from app.telemetry import mark_process_dead
+    from app.metrics import mark_process_dead
 
     mark_process_dead(pid or os.getpid())
 
@@ -138,18 +146,26 @@ worker_process_init.connect(_fresh_connections, weak=False)
 worker_process_shutdown.connect(_forget_process_metrics, weak=False)
 
 
-def broker_available(timeout_s: float = 1.0) -> bool:
-    settings = get_settings()
+@lru_cache(maxsize=4)
+def _probe_client(redis_url: str) -> redis.Redis[bytes]:
+    """One client (one small pool) per broker URL, reused by every probe of this process."""
+    import redis
+
+    return redis.Redis.from_url(
+        redis_url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S
+    )
+
+
+def broker_available(settings: Settings | None = None) -> bool:
+    """Whether the broker answers now (a manual sync and /readyz ask; the embedded one always
+    does). The connection is kept for the next probe."""
+    settings = settings or get_settings()
     if not settings.redis_url:
         return True
     import redis
 
     try:
-        return bool(
-            redis.Redis.from_url(
-                settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-            ).ping()
-        )
+        return bool(_probe_client(settings.redis_url).ping())
     except redis.RedisError:
         return False
 
@@ -178,7 +194,7 @@ def prune_embedded_broker(url: str, *, older_than: timedelta = timedelta(hours=1
         with engine.begin() as connection:
             result = connection.execute(
                 text("DELETE FROM kombu_message WHERE visible = :no AND timestamp < :cutoff"),
-                {"no": False, "cutoff": datetime.now() - older_than},
+                {"no": False, "cutoff": local_naive_now() - older_than},
             )
             return int(result.rowcount or 0)
     finally:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.strava.client import ResponseInfo
-    from app.strava.sync import SyncDeps
+    from app.strava.runtime import StravaRuntime
     from factories import RecordingClient
     from fastapi.testclient import TestClient
     from strava_emulator.testing import EmulatorHandle
@@ -103,12 +102,12 @@ def emulator() -> Iterator[EmulatorHandle]:
 @pytest.fixture(scope="session")
 def settings(database_url: str, emulator: EmulatorHandle) -> Settings:
     from app.config import get_settings
-    from app.db import get_engine, get_sessionmaker
+    from app.db import engine_for, sessionmaker_for
 
     os.environ["SANDBOX_EMULATOR_URL"] = emulator.base_url
     get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
+    engine_for.cache_clear()
+    sessionmaker_for.cache_clear()
     settings = get_settings()
     assert settings.database_url.endswith(TEST_DB)
     return settings
@@ -146,44 +145,21 @@ def _clear_emulator_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def sync_deps(settings: Settings) -> Iterator[SyncDeps]:
+def strava_runtime(settings: Settings) -> Iterator[StravaRuntime]:
     """The sync's collaborators against the emulator and the test database, with the embedded
     (database) rate budget emptied before and after; client retries do not wait."""
     import stamina
     from app.db import get_sessionmaker
-    from app.security import KeyRing
     from app.strava.budget import DatabaseBudget
-    from app.strava.client import StravaClient, create_http_client
-    from app.strava.sync import SyncDeps
+    from app.strava.runtime import build_runtime
 
-    http = create_http_client(timeout_s=2.0)
     budget = DatabaseBudget(get_sessionmaker(), reserve=settings.rate_budget_reserve)
     budget.reset()
-
-    def client_for(hook: Callable[[ResponseInfo], None]) -> StravaClient:
-        return StravaClient(
-            http,
-            api_base_url=settings.api_base_url,
-            oauth_base_url=settings.oauth_base_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            on_response=hook,
-        )
-
-    deps = SyncDeps(
-        sessions=get_sessionmaker(),
-        keyring=KeyRing(settings.encryption_keys()),
-        budget=budget,
-        client_for=client_for,
-        window_days=settings.sync_window_days,
-        interval_seconds=settings.sync_interval_seconds,
-        task_time_limit_seconds=settings.task_time_limit_seconds,
-        close=http.close,
-    )
+    deps = build_runtime(settings, budget=budget, timeout_s=2.0)
     with stamina.set_testing(True, attempts=3, cap=True):
         yield deps
     budget.reset()
-    http.close()
+    deps.close()
 
 
 @pytest.fixture

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
-from app.strava.client import StravaClient, TokenResponse
+from app.strava.client import StravaClient
+from app.strava.payloads import TokenResponse
+from app.strava.runtime import StravaRuntime
 from fastapi.testclient import TestClient
 
 
@@ -98,6 +101,17 @@ def link(
     response = runner.post("/api/v1/strava/callback", {**callback, "code_verifier": start.verifier})
     body: dict[str, Any] = response.json()
     return response.status_code, body
+
+
+def synced_runner(
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], runtime: StravaRuntime
+) -> Runner:
+    """A runner linked to `athlete` whose first sync (the link's own) has run."""
+    from app.strava.sync import run_sync
+
+    runner = linked_runner(api, athlete["id"])
+    assert run_sync(runtime, enqueued[-1]).result == "ok"
+    return runner
 
 
 def linked_runner(api: TestClient, athlete_id: int, **kwargs: Any) -> Runner:

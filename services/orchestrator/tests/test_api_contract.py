@@ -103,7 +103,8 @@ def test_no_generated_input_makes_a_server_error(settings: Settings, runner: Run
     app = create_app(settings, enqueue_sync=lambda _: None)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {runner.token}"}
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # An operation schemathesis cannot read is an Err, whose .ok() raises: that fails the test.
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 12
 
     for operation in operations:

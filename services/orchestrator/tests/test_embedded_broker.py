@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from app.worker import prune_embedded_broker
-from kombu import Connection
+from kombu.connection import Connection
 from sqlalchemy import create_engine, text
 
 
@@ -20,7 +20,7 @@ def _messages(url: str) -> list[tuple[bool]]:
 
 def test_delivered_messages_are_pruned_and_pending_ones_kept(tmp_path: Path) -> None:
     url = f"sqla+sqlite:///{tmp_path}/broker.db"
-    with Connection(url) as connection:
+    with Connection(url) as connection:  # type: ignore[no-untyped-call]
         queue = connection.SimpleQueue("sync")
         for number in range(3):
             queue.put({"n": number})

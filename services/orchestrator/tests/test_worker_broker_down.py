@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from app.db import session_scope
 from app.strava.models import SyncRun
-from app.strava.sync import SyncDeps, run_sync
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
 from factories import linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -30,12 +31,12 @@ def test_redis_down_status_answers_and_manual_sync_is_503(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     from app.main import create_app
 
     runner = linked_runner(api, athlete["id"])
-    assert run_sync(sync_deps, enqueued[-1]).result == "ok"
+    assert run_sync(strava_runtime, enqueued[-1]).result == "ok"
     dead = f"redis://127.0.0.1:{_closed_port()}/0"
 
     with worker_environment(REDIS_URL=dead) as settings, TestClient(create_app(settings)) as down:

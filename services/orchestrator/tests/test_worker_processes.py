@@ -25,7 +25,8 @@ import pytest
 from app.clock import utcnow
 from app.db import session_scope
 from app.strava import service
-from app.strava.models import SyncRun, Workout
+from app.strava.models import SyncRun
+from app.workouts.models import Workout
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select

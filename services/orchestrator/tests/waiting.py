@@ -11,7 +11,9 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05) -> T:
+def wait_until(
+    predicate: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05
+) -> T:
     """Poll `predicate` until it returns something truthy (and return it); fail after `timeout`.
 
     The timeout is a ceiling for a slow machine, never a wait: this returns as soon as the

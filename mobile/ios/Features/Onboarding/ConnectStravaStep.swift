@@ -255,7 +255,7 @@ struct ConnectStravaStep: View {
 
 // MARK: - Pieces
 
-/// Strava's colours (strava-api.md §6). Swap in Strava's official "Connect with Strava" artwork
+/// Strava's colours (docs/strava.md §6). Swap in Strava's official "Connect with Strava" artwork
 /// (and add "Powered by Strava") from the brand kit before release.
 enum StravaBrand {
     /// #FC5200, Strava's current orange (#FC4C02 in the 2016 guidelines).

@@ -6,8 +6,8 @@ from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
 from app.runners import service as runners
 from app.runners.schemas import ProfileIn, ProfileOut
 from app.strava import service as strava
-from app.strava import training
 from app.strava.schemas import ProfileSummary
+from app.training import service as training
 
 router = APIRouter(prefix="/api/v1/profile", tags=["profile"])
 

@@ -1,14 +1,17 @@
-"""The Strava endpoints of the contract (design.md §3): parse, call one service, return."""
+"""The Strava endpoints of the contract (docs/contract.md §3): the link flow, status, sync
+requests, unlink and the sync runs. Parse, call one service, return; domain errors become HTTP
+in app/errors.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, StravaClientDep
-from app.strava import oauth, service
+from app.codes import Trigger
+from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
+from app.strava import oauth, scheduling, service
+from app.strava.client import StravaClient
 from app.strava.schemas import (
     CallbackIn,
     LinkTokenIn,
@@ -18,15 +21,21 @@ from app.strava.schemas import (
     SyncRequestIn,
     SyncRunOut,
     SyncRunPage,
-    WorkoutOut,
-    WorkoutPage,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["strava"])
 
 
-def _enqueue(request: Request) -> service.Enqueue:
-    enqueue: service.Enqueue = request.app.state.enqueue_sync
+def get_strava_client(request: Request) -> StravaClient:
+    client: StravaClient = request.app.state.strava_client
+    return client
+
+
+StravaClientDep = Annotated[StravaClient, Depends(get_strava_client)]
+
+
+def _enqueue(request: Request) -> scheduling.Enqueue:
+    enqueue: scheduling.Enqueue = request.app.state.enqueue_sync
     return enqueue
 
 
@@ -54,13 +63,7 @@ def callback(
     body: CallbackIn,
 ) -> StravaStatus:
     oauth.complete_link(
-        session,
-        runner_id,
-        body,
-        client=client,
-        keyring=keyring,
-        settings=settings,
-        enqueue=_enqueue(request),
+        session, runner_id, body, client=client, keyring=keyring, enqueue=_enqueue(request)
     )
     return service.get_status(session, runner_id, keyring, window_days=settings.sync_window_days)
 
@@ -76,7 +79,7 @@ def get_status(
 def request_sync(
     request: Request, session: SessionDep, runner_id: RunnerIdDep, _: SyncRequestIn | None = None
 ) -> SyncQueuedOut:
-    run = service.request_sync(session, runner_id, "manual", enqueue=_enqueue(request))
+    run = scheduling.request_sync(session, runner_id, Trigger.MANUAL, enqueue=_enqueue(request))
     return SyncQueuedOut(sync_run_id=run.id, state=run.state)
 
 
@@ -86,30 +89,6 @@ def unlink(
 ) -> Response:
     service.unlink(session, runner_id, keyring, client)
     return Response(status_code=204)
-
-
-@router.get("/workouts")
-def list_workouts(
-    session: SessionDep,
-    runner_id: RunnerIdDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    sport_type: Annotated[str | None, Query(max_length=60)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> WorkoutPage:
-    rows, next_cursor = service.list_workouts(
-        session,
-        runner_id,
-        since=since,
-        until=until,
-        sport_type=sport_type,
-        limit=limit,
-        cursor=cursor,
-    )
-    return WorkoutPage(
-        items=[WorkoutOut.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
 
 
 @router.get("/strava/sync-runs")

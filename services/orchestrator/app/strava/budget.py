@@ -1,4 +1,4 @@
-"""The Strava rate budget shared by every worker (design.md §4; strava-api.md §2).
+"""The Strava rate budget shared by every worker (docs/contract.md §4; docs/strava.md §2).
 
 Strava counts requests per application in a 15-minute window (reset at :00/:15/:30/:45 UTC) and
 a daily one (reset at midnight UTC), for all requests ("overall") and for reads. The budget keeps,
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clock import utcnow
+from app.db import lock_row
 from app.strava.models import RateBudgetState
 from app.strava.ratelimit import (
     RateLimitSnapshot,
@@ -131,19 +132,7 @@ class DatabaseBudget:
         return "DatabaseBudget()"
 
     def _locked(self, session: Session) -> RateBudgetState:
-        if session.get_bind().dialect.name == "sqlite":
-            # SQLite has no row locks: a write first takes the database's write lock.
-            session.execute(
-                update(RateBudgetState)
-                .where(RateBudgetState.id == 1)
-                .values(short_window=RateBudgetState.short_window)
-            )
-        row = session.scalar(
-            select(RateBudgetState)
-            .where(RateBudgetState.id == 1)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        row = lock_row(session, RateBudgetState, 1, RateBudgetState.short_window)
         if row is None:
             row = RateBudgetState(
                 id=1,
@@ -402,7 +391,7 @@ class RedisBudget:
             self.block(snapshot.retry_at(now), window)
 
     def block(self, until: datetime, window: Window) -> None:
-        ttl_ms = int((until - datetime.now(UTC)).total_seconds() * 1000)
+        ttl_ms = int((until - utcnow()).total_seconds() * 1000)
         if ttl_ms <= 0:
             return
         self._block(

@@ -7,7 +7,7 @@ sync layer feeds the shared rate budget and metrics. Idempotent GETs retry trans
 5xx with jittered exponential backoff (stamina); POSTs are never retried (an authorization code is
 single use) and neither is 429 (a state, not a failure).
 
-Errors (strava-api.md §4). Messages, reprs and logs never carry tokens, codes or the client
+Errors (docs/strava.md §4). Messages, reprs and logs never carry tokens, codes or the client
 secret::
 
     StravaError                 base; .status (int|None), .endpoint (str), .rate_limit, .fault
@@ -20,7 +20,7 @@ secret::
     │                           (our app credentials; any 401 on /oauth/token)
     ├── RateLimited             429; .retry_at (UTC: the next :00/:15/:30/:45, or the next
     │                           midnight when the daily window is spent), .window ("short"|"daily")
-    ├── StravaUnavailable       5xx, transport errors and timeouts (after the retries for GETs)
+    ├── StravaUnreachable       5xx, transport errors and timeouts (after the retries for GETs)
     └── BadResponse             body not JSON / wrong shape, or another unexpected status
                                 (e.g. 404 on GET /activities/{id}: check .status)
 """
@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import metadata
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -40,9 +40,9 @@ import stamina
 import structlog
 from pydantic import ValidationError
 
+from app.clock import utcnow
 from app.strava.payloads import (
     ActivityPage,
-    PolylineMap,
     SummaryActivity,
     SummaryAthlete,
     TokenResponse,
@@ -53,29 +53,6 @@ from app.strava.ratelimit import (
     next_short_window_start,
     parse_headers,
 )
-
-__all__ = [
-    "ActivityPage",
-    "BadResponse",
-    "Fault",
-    "FaultEntry",
-    "InvalidClient",
-    "InvalidGrant",
-    "InvalidToken",
-    "PolylineMap",
-    "RateLimitSnapshot",
-    "RateLimited",
-    "ResponseInfo",
-    "ScopeMissing",
-    "StravaAuthError",
-    "StravaClient",
-    "StravaError",
-    "StravaUnavailable",
-    "SummaryActivity",
-    "SummaryAthlete",
-    "TokenResponse",
-    "create_http_client",
-]
 
 log = structlog.get_logger(__name__)
 
@@ -88,11 +65,11 @@ OAUTH_DEAUTHORIZE = "POST /oauth/deauthorize"
 
 MAX_PER_PAGE = 200
 # Epoch seconds stay below 10**10 until the year 2286; epoch milliseconds passed it in 1970.
-# Strava answers milliseconds with a confusing 400 "after: future" (strava-api.md §3.1).
+# Strava answers milliseconds with a confusing 400 "after: future" (docs/strava.md §3.1).
 _MAX_EPOCH_SECONDS = 10**10
 _MAX_FAULT_TEXT = 200
 _REDACTED = "[redacted]"
-# Fault entries that name the grant on /oauth/token (strava-api.md §1.7, §1.11).
+# Fault entries that name the grant on /oauth/token (docs/strava.md §1.7, §1.11).
 _GRANT_RESOURCES = frozenset({"RequestToken", "AuthorizationCode", "RefreshToken"})
 _GRANT_FIELDS = frozenset({"code", "refresh_token"})
 # RFC 6750 b64token: also keeps CR/LF (header injection) out of the Authorization header.
@@ -200,7 +177,7 @@ class RateLimited(StravaError):
         self.window = window
 
 
-class StravaUnavailable(StravaError):
+class StravaUnreachable(StravaError):
     """Strava could not be reached or failed (5xx, transport error, timeout)."""
 
 
@@ -334,7 +311,7 @@ class StravaClient:
 
     def refresh(self, refresh_token: str) -> TokenResponse:
         """New tokens for a refresh token. Strava may rotate the refresh token: persist the one
-        returned before using it; the old one stops working at once (strava-api.md §1.7)."""
+        returned before using it; the old one stops working at once (docs/strava.md §1.7)."""
         if not refresh_token:
             raise ValueError("`refresh_token` is empty")
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
@@ -383,9 +360,9 @@ class StravaClient:
         return self._validate(call, response, TokenResponse.model_validate, body)
 
     def _get(self, call: _Call) -> httpx2.Response:
-        """Send an idempotent GET, retrying StravaUnavailable; map any other failure status."""
+        """Send an idempotent GET, retrying StravaUnreachable; map any other failure status."""
         for attempt in stamina.retry_context(
-            on=StravaUnavailable,
+            on=StravaUnreachable,
             attempts=self._get_attempts,
             timeout=None,  # the attempts and the HTTP timeouts bound the total already
             wait_initial=0.5,
@@ -415,7 +392,7 @@ class StravaClient:
         except httpx2.TransportError as exc:
             self._report(call, None, None, time.perf_counter() - started, error=exc)
             kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "failed"
-            raise StravaUnavailable(
+            raise StravaUnreachable(
                 f"{call.endpoint} {kind} ({type(exc).__name__})", endpoint=call.endpoint
             ) from exc
         except httpx2.RequestError as exc:  # e.g. an undecodable Content-Encoding
@@ -523,7 +500,7 @@ class StravaClient:
 
         if status == 429:
             window: Window = (rate_limit.exhausted_window() if rate_limit else None) or "short"
-            now = datetime.now(UTC)
+            now = utcnow()
             retry_at = rate_limit.retry_at(now) if rate_limit else next_short_window_start(now)
             raise RateLimited(
                 f"{call.endpoint} rate limited ({window} window) until {retry_at.isoformat()}",
@@ -532,7 +509,7 @@ class StravaClient:
                 **common,
             )
         if status >= 500:
-            raise StravaUnavailable(f"{call.endpoint} answered {status}{said}", **common)
+            raise StravaUnreachable(f"{call.endpoint} answered {status}{said}", **common)
         if is_token and status in (400, 401):
             # /oauth/token authenticates our app and checks one grant; a fault naming neither
             # is a grant problem on 400 (Strava's usual answer) and an app problem on 401.

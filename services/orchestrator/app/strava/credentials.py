@@ -1,4 +1,5 @@
-"""Sealing and opening a link's Strava credentials (AES-GCM, row id + field as associated data)."""
+"""Sealing and opening a link's Strava credentials (AES-GCM, row id + field as associated data),
+and key rotation: re-encrypting rows written under an older key with the primary key."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.errors import KeyUnavailable
 from app.security import KeyRing, KeyRingError
@@ -50,6 +54,19 @@ def seal_link(
     link.access_token_expires_at = access_token_expires_at
 
 
+def open_athlete(link: StravaLink, keyring: KeyRing) -> dict[str, Any]:
+    """The athlete (id and names) alone: the status shows it without decrypting either token."""
+    try:
+        athlete: dict[str, Any] = json.loads(
+            keyring.decrypt(
+                link.key_id, link.athlete_ciphertext, _ad("strava_links", link.id, "athlete")
+            )
+        )
+    except KeyRingError as exc:
+        raise KeyUnavailable() from exc
+    return athlete
+
+
 def open_link(link: StravaLink, keyring: KeyRing) -> LinkCredentials:
     try:
         athlete = json.loads(
@@ -74,6 +91,7 @@ def open_link(link: StravaLink, keyring: KeyRing) -> LinkCredentials:
 class PendingTokens:
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
+    access_token_expires_at: datetime | None = None
 
 
 def seal_pending_deauthorization(
@@ -116,4 +134,59 @@ def open_pending_deauthorization(
         )
     except KeyRingError as exc:
         raise KeyUnavailable() from exc
-    return PendingTokens(access_token=access, refresh_token=refresh)
+    return PendingTokens(
+        access_token=access,
+        refresh_token=refresh,
+        access_token_expires_at=pending.access_token_expires_at,
+    )
+
+
+# --- key rotation (`orchestrator rotate-keys`) ---
+
+
+def count_stale_rows(session: Session, keyring: KeyRing) -> int:
+    primary = keyring.primary_key_id
+    links = session.scalar(select(func.count()).where(StravaLink.key_id != primary)) or 0
+    pending = (
+        session.scalar(select(func.count()).where(PendingDeauthorization.key_id != primary)) or 0
+    )
+    return links + pending
+
+
+def rotate_batch(session: Session, keyring: KeyRing, *, batch_size: int) -> int:
+    """Re-encrypt up to `batch_size` stale rows; returns how many (0 when done)."""
+    primary = keyring.primary_key_id
+    links = session.scalars(
+        select(StravaLink)
+        .where(StravaLink.key_id != primary)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for link in links:
+        seal_link(
+            link,
+            keyring,
+            open_link(link, keyring),
+            access_token_expires_at=link.access_token_expires_at,
+        )
+    remaining = batch_size - len(links)
+    pending_rows = (
+        session.scalars(
+            select(PendingDeauthorization)
+            .where(PendingDeauthorization.key_id != primary)
+            .limit(remaining)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if remaining > 0
+        else []
+    )
+    for pending in pending_rows:
+        tokens = open_pending_deauthorization(pending, keyring)
+        seal_pending_deauthorization(
+            pending,
+            keyring,
+            tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            access_token_expires_at=pending.access_token_expires_at,
+        )
+    return len(links) + len(pending_rows)

@@ -1,6 +1,6 @@
 """Activities → workouts: one Strava activity normalised into a Workout row, and the bulk writes
-of a sync run (design.md §4): upsert by (source, source_id), and delete what a complete listing no
-longer has. Runs inside the caller's transaction; sync.py decides when to call what.
+of a sync run (docs/contract.md §4): upsert by (source, source_id), and delete what a complete
+listing no longer has. Runs inside the caller's transaction; sync.py decides when to call what.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.strava.models import Workout
+from app.codes import Source
 from app.strava.payloads import SummaryActivity
+from app.workouts.models import Workout
 
 __all__ = [
     "RUN_SPORT_TYPES",
@@ -49,7 +50,7 @@ def workout_values(
         visibility = "only_me" if activity.private else None
     return {
         "runner_id": runner_id,
-        "source": "strava",
+        "source": Source.STRAVA,
         "source_id": activity.id,
         "name": activity.name,
         "sport_type": sport_type[:60],
@@ -165,7 +166,7 @@ def upsert_workouts(
         chunk = ids[start : start + LOOKUP_CHUNK]
         for source_id, owner, raw in session.execute(
             select(Workout.source_id, Workout.runner_id, Workout.raw).where(
-                Workout.source == "strava", Workout.source_id.in_(chunk)
+                Workout.source == Source.STRAVA, Workout.source_id.in_(chunk)
             )
         ):
             stored[source_id] = (owner, raw)
@@ -198,7 +199,7 @@ def delete_vanished(
     stored = session.execute(
         select(Workout.id, Workout.source_id).where(
             Workout.runner_id == runner_id,
-            Workout.source == "strava",
+            Workout.source == Source.STRAVA,
             Workout.start_date > window_start,
         )
     ).all()

@@ -1,4 +1,4 @@
-"""Strava link attempts, links (credentials encrypted), workouts and sync runs."""
+"""Strava link attempts, links (credentials encrypted), sync runs and the shared rate budget."""
 
 from __future__ import annotations
 
@@ -7,29 +7,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
-    Text,
-    UniqueConstraint,
     Uuid,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
-
-# A JSON column that is JSONB on PostgreSQL.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+from app.db import Base, JSONType
 
 
 class LinkAttempt(Base):
@@ -75,7 +66,7 @@ class StravaLink(Base):
     scopes: Mapped[str] = mapped_column(String(200))
     linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    # The actionable state the app shows (design.md §3 StravaStatus.error).
+    # The actionable state the app shows (docs/contract.md §3 StravaStatus.error).
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(String(300))
     error_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -83,7 +74,7 @@ class StravaLink(Base):
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_result: Mapped[str | None] = mapped_column(String(10))
-    # When the beat tick enqueues the next scheduled sync (spread per link; see sync.next_slot).
+    # When the beat tick enqueues the next sync (spread per link; see scheduling.next_slot).
     next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # Failed syncs in a row (Strava down, bad answers): the retry backoff grows with it.
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -105,46 +96,8 @@ class PendingDeauthorization(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Workout(Base):
-    """A normalised Strava activity; `raw` keeps Strava's JSON as received."""
-
-    __tablename__ = "workouts"
-    __table_args__ = (
-        UniqueConstraint("source", "source_id", name="uq_workouts_source_source_id"),
-        Index("ix_workouts_runner_id_start_date", "runner_id", "start_date"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    runner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runners.id", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(20), default="strava")
-    source_id: Mapped[int] = mapped_column(BigInteger)
-    name: Mapped[str | None] = mapped_column(Text)
-    sport_type: Mapped[str] = mapped_column(String(60))
-    is_run: Mapped[bool] = mapped_column(Boolean)
-    start_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    start_date_local: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
-    timezone: Mapped[str | None] = mapped_column(String(100))
-    distance_m: Mapped[float | None] = mapped_column(Float)
-    moving_time_s: Mapped[int | None] = mapped_column(Integer)
-    elapsed_time_s: Mapped[int | None] = mapped_column(Integer)
-    elevation_gain_m: Mapped[float | None] = mapped_column(Float)
-    average_speed_mps: Mapped[float | None] = mapped_column(Float)
-    max_speed_mps: Mapped[float | None] = mapped_column(Float)
-    average_heartrate: Mapped[float | None] = mapped_column(Float)
-    max_heartrate: Mapped[float | None] = mapped_column(Float)
-    average_cadence: Mapped[float | None] = mapped_column(Float)
-    workout_type: Mapped[int | None] = mapped_column(Integer)
-    manual: Mapped[bool] = mapped_column(Boolean, default=False)
-    trainer: Mapped[bool] = mapped_column(Boolean, default=False)
-    visibility: Mapped[str | None] = mapped_column(String(20))
-    summary_polyline: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
 class SyncRun(Base):
-    """One sync of one runner's window: the telemetry row (design.md §3 SyncRun)."""
+    """One sync of one runner's window: the row of its figures (docs/contract.md §3 SyncRun)."""
 
     __tablename__ = "sync_runs"
     __table_args__ = (

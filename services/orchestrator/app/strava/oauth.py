@@ -1,4 +1,5 @@
-"""The link flow (design.md §2): PKCE between app and backend; `state` + client secret to Strava."""
+"""The link flow (docs/contract.md §2): PKCE between app and backend; `state` + client secret
+to Strava."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow
+from app.codes import RunState, Trigger
 from app.config import Settings
 from app.errors import (
     AccessDenied,
@@ -25,7 +27,7 @@ from app.errors import (
     ReauthRequired,
     RedirectUriNotAllowed,
     StateExpired,
-    StravaUnavailableError,
+    StravaBadGateway,
 )
 from app.runners.models import Profile
 from app.security import (
@@ -40,6 +42,7 @@ from app.strava.client import InvalidGrant, StravaClient, StravaError
 from app.strava.credentials import LinkCredentials, open_link, seal_link
 from app.strava.models import LinkAttempt, StravaLink, SyncRun
 from app.strava.payloads import TokenResponse
+from app.strava.scheduling import Enqueue, request_sync
 from app.strava.schemas import CallbackIn, LinkTokenIn
 
 log = structlog.get_logger(__name__)
@@ -129,8 +132,7 @@ def complete_link(
     *,
     client: StravaClient,
     keyring: KeyRing,
-    settings: Settings,
-    enqueue: service.Enqueue,
+    enqueue: Enqueue,
 ) -> StravaLink:
     if not data.state or len(data.state) > 256 or not data.state.isascii():
         raise InvalidState()
@@ -156,12 +158,12 @@ def complete_link(
             attempt, ReauthRequired("Strava did not accept this authorization. Connect again.")
         ) from exc
     except StravaError as exc:
-        raise _fail(attempt, StravaUnavailableError()) from exc
+        raise _fail(attempt, StravaBadGateway()) from exc
     if tokens.athlete is None:
-        raise _fail(attempt, StravaUnavailableError("Strava's answer did not name the athlete."))
+        raise _fail(attempt, StravaBadGateway("Strava's answer did not name the athlete."))
 
-    link = _store_link(session, runner_id, tokens, scopes, keyring=keyring, client=client)
-    service.request_sync(session, runner_id, "link", enqueue=enqueue)
+    link = _store_link(session, runner_id, tokens, scopes, keyring=keyring)
+    request_sync(session, runner_id, Trigger.LINK, enqueue=enqueue)
     log.info("strava.linked", runner_id=str(runner_id), scopes=scopes)
     return link
 
@@ -173,7 +175,6 @@ def _store_link(
     scopes: list[str],
     *,
     keyring: KeyRing,
-    client: StravaClient,
 ) -> StravaLink:
     assert tokens.athlete is not None
     athlete = tokens.athlete.model_dump(include={"id", "firstname", "lastname"})
@@ -202,7 +203,7 @@ def _store_link(
             access_token_expires_at=as_utc(link.access_token_expires_at),
         )
         session.execute(
-            delete(SyncRun).where(SyncRun.runner_id == runner_id, SyncRun.state == "queued")
+            delete(SyncRun).where(SyncRun.runner_id == runner_id, SyncRun.state == RunState.QUEUED)
         )
         session.delete(link)
         session.flush()

@@ -1,4 +1,4 @@
-"""Strava's JSON payloads as pydantic models: what StravaClient returns (strava-api.md §1, §3).
+"""Strava's JSON payloads as pydantic models: what StravaClient returns (docs/strava.md §1, §3).
 
 Validation only, no I/O. The client maps a ValidationError here to BadResponse.
 """
@@ -92,7 +92,7 @@ class MetaAthlete(BaseModel):
 
 
 class SummaryActivity(BaseModel):
-    """One activity of GET /athlete/activities (strava-api.md §3.2). Everything but `id` may be
+    """One activity of GET /athlete/activities (docs/strava.md §3.2). Everything but `id` may be
     missing or null. `raw` is the exact JSON object, for storage.
 
     `start_date` is UTC (aware). `start_date_local` is the local wall-clock time, returned naive:

@@ -1,4 +1,4 @@
-"""Strava's rate-limit headers and window arithmetic (strava-api.md §2). Pure: no I/O, no clock.
+"""Strava's rate-limit headers and window arithmetic (docs/strava.md §2). Pure: no I/O, no clock.
 
 Strava counts requests per application in two windows at once: 15 minutes, reset at :00, :15,
 :30 and :45, and a day, reset at midnight UTC. Every response says where we stand in four headers,

@@ -1,22 +1,34 @@
-"""What the beat tick does (tasks.py runs it every SYNC_TICK_SECONDS, 60 by default).
+"""When a sync happens, all of it (the beat tick runs `tick` every SYNC_TICK_SECONDS, 60 by
+default):
 
-* **Due links**: every link has slots spread over the interval by a hash of its id
-  (sync.next_slot), so a tick enqueues only the links whose `next_sync_at` has come, never every
+* **On request**: `request_sync` queues a run (trigger `manual` from the API, `link` right after
+  a link, `schedule` from the tick), or returns the runner's one already queued or running; the
+  task message is sent once the run is committed (`_send`), and a manual request with the broker
+  down is refused before anything is written (Enqueue.available).
+* **Scheduled**: every link has slots spread over the interval by a hash of its id (`slot_offset`,
+  `next_slot`), so a tick enqueues only the links whose `next_sync_at` has come, never every
   athlete at once; and no more than the shared rate budget can serve in the current window.
+* **After a run** (`record_run`): success → the next slot; a spent rate limit → just after the
+  window resets; a failure → exponential backoff (`retry_delay`); a code that needs the runner to
+  reconnect → never, until they do.
 * **Recovery**: a run still `queued` long after it was enqueued (the broker lost the message, or
   it was never sent) is enqueued again; a run `running` for longer than the task time limit
   (its worker died and the broker will not redeliver it, as with the embedded broker) is failed
   and its link scheduled for a retry.
-* **Deferred deauthorizations** (service.unlink could not reach Strava): retried with backoff
-  until Strava answers 200 or 401.
+
+Deferred deauthorizations (unlink could not reach Strava) are retried by service.py.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy import exists, func, or_, select
@@ -24,16 +36,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow
+from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, RunResult, RunState, StatusCode, Trigger
 from app.db import after_commit, session_scope
-from app.errors import AppError, KeyUnavailable, NotLinked
-from app.strava import service
-from app.strava.budget import BudgetSpent
-from app.strava.client import InvalidClient, RateLimited, StravaAuthError, StravaError
-from app.strava.credentials import open_pending_deauthorization, seal_pending_deauthorization
-from app.strava.models import PendingDeauthorization, StravaLink, SyncRun
-from app.strava.sync import RunRecorder, SyncDeps, retry_delay
-from app.strava.tokens import REFRESH_MARGIN
-from app.telemetry import DEAUTHORIZATIONS
+from app.errors import NotLinked, ServiceUnavailable
+from app.strava.models import StravaLink, SyncRun
+from app.strava.runtime import StravaRuntime
+from app.strava.service import active_sync, get_link
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +49,166 @@ log = structlog.get_logger(__name__)
 REQUESTS_PER_SYNC = 2
 # Grace after the task time limit before a `running` run is declared lost.
 LOST_RUN_GRACE = timedelta(seconds=60)
-MAX_DEAUTHORIZE_BACKOFF = timedelta(hours=6)
+# The longest wait before a failed sync is tried again (also capped by the sync interval).
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@runtime_checkable
+class Enqueue(Protocol):
+    """Sends a sync run's task; `available()` says whether the queue can be reached now."""
+
+    def __call__(self, sync_run_id: uuid.UUID) -> None: ...
+
+    def available(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AlwaysAvailable:
+    """An Enqueue from a plain callable (tests, tools) that cannot tell whether its queue is up."""
+
+    send: Callable[[uuid.UUID], None]
+
+    def __call__(self, sync_run_id: uuid.UUID) -> None:
+        self.send(sync_run_id)
+
+    def available(self) -> bool:
+        return True
+
+
+def as_enqueue(send: Enqueue | Callable[[uuid.UUID], None]) -> Enqueue:
+    return send if isinstance(send, Enqueue) else AlwaysAvailable(send)
+
+
+# --- on request ---------------------------------------------------------------------------------
+
+
+def request_sync(
+    session: Session,
+    runner_id: uuid.UUID,
+    trigger: Trigger,
+    *,
+    enqueue: Enqueue | Callable[[uuid.UUID], None],
+) -> SyncRun:
+    """Queue a sync of the runner's window, or return the one already queued or running.
+
+    A manual request with the broker down is refused (ServiceUnavailable: 503 + Retry-After)
+    before anything is written."""
+    enqueue = as_enqueue(enqueue)
+    link = get_link(session, runner_id, for_update=True)
+    if link is None:
+        raise NotLinked()
+    active = active_sync(session, runner_id)
+    if active is not None:
+        return active
+    if trigger == Trigger.MANUAL and not enqueue.available():
+        raise ServiceUnavailable("Syncing is unavailable right now. Try again in a minute.")
+    run = SyncRun(
+        id=uuid.uuid4(),
+        runner_id=runner_id,
+        trigger=trigger,
+        state=RunState.QUEUED,
+        created_at=utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    after_commit(session, partial(_send, enqueue, run.id, trigger))
+    return run
+
+
+def _send(enqueue: Enqueue, run_id: uuid.UUID, trigger: str) -> None:
+    """Send the task once the run is committed. Never raises: if the broker went away since, the
+    run stays queued and the tick's recovery sends it again."""
+    try:
+        enqueue(run_id)
+    except Exception as exc:
+        log.warning(
+            "strava.sync_enqueue_failed",
+            sync_run_id=str(run_id),
+            trigger=trigger,
+            error=type(exc).__name__,
+            detail=str(exc)[:200],
+        )
+
+
+# --- slots and backoff --------------------------------------------------------------------------
+
+
+def slot_offset(link_id: uuid.UUID, interval_seconds: int) -> int:
+    """Where in every interval this link's scheduled syncs fall: a stable hash of its id, so that
+    thousands of links spread evenly instead of hitting Strava in one burst."""
+    digest = hashlib.sha256(link_id.bytes).digest()
+    return int.from_bytes(digest[:8], "big") % interval_seconds
+
+
+def next_slot(link_id: uuid.UUID, now: datetime, interval_seconds: int) -> datetime:
+    """The link's first slot at least half an interval from now (so 0.5 to 1.5 intervals)."""
+    offset = slot_offset(link_id, interval_seconds)
+    earliest = now.timestamp() + interval_seconds / 2
+    k = math.ceil((earliest - offset) / interval_seconds)
+    return datetime.fromtimestamp(k * interval_seconds + offset, UTC)
+
+
+def retry_delay(link_id: uuid.UUID, failures: int, interval_seconds: int) -> timedelta:
+    """Exponential backoff from one minute, capped at the interval (and an hour), plus a few
+    seconds of per-link spread."""
+    cap = min(MAX_BACKOFF.total_seconds(), interval_seconds)
+    base = min(60.0 * 2 ** max(0, failures - 1), cap)
+    return timedelta(seconds=base + slot_offset(link_id, 30))
+
+
+# --- after a run --------------------------------------------------------------------------------
+
+
+def record_run(
+    link: StravaLink,
+    result: RunResult,
+    code: str | None,
+    retry_at: datetime | None,
+    now: datetime,
+    *,
+    interval_seconds: int,
+) -> datetime | None:
+    """Set the link's status columns (rendered by service.get_status) and its next sync after a
+    run; returns when the link retries by itself (None: at its next slot, or never)."""
+    if result != RunResult.DEFERRED:
+        link.last_sync_at = now
+        link.last_result = result
+    if code is None:
+        link.last_success_at = now
+        link.error_code = link.error_message = link.error_retry_at = None
+        link.sync_failures = 0
+        link.next_sync_at = next_slot(link.id, now, interval_seconds)
+        return None
+    link.error_code = code
+    link.error_message = None
+    if code in RECONNECT_CODES:
+        link.error_retry_at = None
+        link.next_sync_at = None  # nothing works until the runner reconnects
+        return None
+    if code == StatusCode.RATE_LIMITED:
+        assert retry_at is not None
+        link.error_retry_at = retry_at
+        # Spread the deferred links over the first minute of the new window.
+        link.next_sync_at = retry_at + timedelta(seconds=slot_offset(link.id, 60))
+        return retry_at
+    link.sync_failures = (link.sync_failures or 0) + 1
+    retry = now + retry_delay(link.id, link.sync_failures, interval_seconds)
+    link.error_retry_at = retry
+    link.next_sync_at = retry
+    return retry
+
+
+def finish_run(run: SyncRun, now: datetime, result: RunResult, code: str | None) -> None:
+    """Close a run: finished, with its result, error code and duration."""
+    started = as_utc(run.started_at) if run.started_at is not None else now
+    run.state = RunState.FINISHED
+    run.finished_at = now
+    run.duration_ms = max(0, int((now - started).total_seconds() * 1000))
+    run.result = result
+    run.error_code = code
+
+
+# --- the beat tick ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -62,18 +229,11 @@ class TickReport:
         }
 
 
-def _safe_enqueue(enqueue: service.Enqueue, run_id: uuid.UUID) -> None:
-    try:
-        enqueue(run_id)
-    except Exception as exc:  # the broker is down: the next tick's recovery sends it again
-        log.warning("strava.enqueue_failed", sync_run_id=str(run_id), error=type(exc).__name__)
-
-
 def recover_stale_runs(
     session: Session,
     *,
     now: datetime,
-    enqueue: service.Enqueue,
+    enqueue: Enqueue,
     stale_queued: timedelta,
     time_limit: timedelta,
     interval_seconds: int,
@@ -85,7 +245,7 @@ def recover_stale_runs(
         session.scalars(
             select(SyncRun)
             .where(
-                SyncRun.state == "queued",
+                SyncRun.state == RunState.QUEUED,
                 func.coalesce(SyncRun.enqueued_at, SyncRun.created_at) < queued_cutoff,
             )
             .order_by(SyncRun.created_at)
@@ -94,33 +254,29 @@ def recover_stale_runs(
     )
     for run in stale:
         run.enqueued_at = now
-        after_commit(session, partial(_safe_enqueue, enqueue, run.id))
+        after_commit(session, partial(_send, enqueue, run.id, run.trigger))
     lost = list(
         session.scalars(
             select(SyncRun)
             .where(
-                SyncRun.state == "running", SyncRun.started_at < now - time_limit - LOST_RUN_GRACE
+                SyncRun.state == RunState.RUNNING,
+                SyncRun.started_at < now - time_limit - LOST_RUN_GRACE,
             )
             .limit(limit)
         )
     )
     for run in lost:
-        started = as_utc(run.started_at) if run.started_at is not None else now
-        run.state = "finished"
-        run.finished_at = now
-        run.duration_ms = int((now - started).total_seconds() * 1000)
-        run.result = "failed"
-        run.error_code = "sync_failed"
-        link = service.get_link(session, run.runner_id, for_update=True)
+        finish_run(run, now, RunResult.FAILED, StatusCode.SYNC_FAILED)
+        link = get_link(session, run.runner_id, for_update=True)
         if link is not None:
-            link.last_sync_at = now
-            link.last_result = "failed"
-            link.sync_failures = (link.sync_failures or 0) + 1
-            retry = now + retry_delay(link.id, link.sync_failures, interval_seconds)
-            link.error_code = "sync_failed"
-            link.error_message = None
-            link.error_retry_at = retry
-            link.next_sync_at = retry
+            record_run(
+                link,
+                RunResult.FAILED,
+                StatusCode.SYNC_FAILED,
+                None,
+                now,
+                interval_seconds=interval_seconds,
+            )
         log.warning("strava.sync_lost", sync_run_id=str(run.id), runner_id=str(run.runner_id))
     return len(stale), len(lost)
 
@@ -128,7 +284,7 @@ def recover_stale_runs(
 def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
     """Links whose next sync is due (or never set), that can sync and have none in flight."""
     active = exists().where(
-        SyncRun.runner_id == StravaLink.runner_id, SyncRun.state.in_(service.ACTIVE_SYNC_STATES)
+        SyncRun.runner_id == StravaLink.runner_id, SyncRun.state.in_(ACTIVE_RUN_STATES)
     )
     return list(
         session.scalars(
@@ -137,7 +293,7 @@ def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUI
                 or_(StravaLink.next_sync_at.is_(None), StravaLink.next_sync_at <= now),
                 or_(
                     StravaLink.error_code.is_(None),
-                    StravaLink.error_code.not_in(service.RECONNECT_CODES),
+                    StravaLink.error_code.not_in(RECONNECT_CODES),
                 ),
                 ~active,
             )
@@ -148,24 +304,25 @@ def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUI
 
 
 def tick(
-    deps: SyncDeps,
+    runtime: StravaRuntime,
     *,
-    enqueue: service.Enqueue,
+    enqueue: Enqueue | Callable[[uuid.UUID], None],
     stale_queued: timedelta,
     reserve: float,
     batch_size: int = 500,
 ) -> TickReport:
+    enqueue = as_enqueue(enqueue)
     now = utcnow()
-    with session_scope(deps.sessions) as session:
+    with session_scope(runtime.sessions) as session:
         requeued, lost = recover_stale_runs(
             session,
             now=now,
             enqueue=enqueue,
             stale_queued=stale_queued,
-            time_limit=timedelta(seconds=deps.task_time_limit_seconds),
-            interval_seconds=deps.interval_seconds,
+            time_limit=timedelta(seconds=runtime.task_time_limit_seconds),
+            interval_seconds=runtime.interval_seconds,
         )
-    view = deps.budget.view(now)
+    view = runtime.budget.view(now)
     if view.blocked_until is not None:
         # Nothing may reach Strava before the window resets: the links stay due until then.
         return TickReport(0, requeued, lost, view.blocked_until)
@@ -173,87 +330,17 @@ def tick(
     remaining = view.remaining_short(reserve)
     if remaining is not None:
         limit = min(limit, remaining // REQUESTS_PER_SYNC)
-    with deps.sessions() as session:
+    with runtime.sessions() as session:
         due = due_runner_ids(session, now, limit) if limit > 0 else []
     scheduled = 0
     for runner_id in due:
         # One transaction per runner: a manual request racing us only costs that runner.
         try:
-            with session_scope(deps.sessions) as session:
-                service.request_sync(session, runner_id, "schedule", enqueue=enqueue)
+            with session_scope(runtime.sessions) as session:
+                request_sync(session, runner_id, Trigger.SCHEDULE, enqueue=enqueue)
             scheduled += 1
         except (IntegrityError, NotLinked):
             continue
     if scheduled or requeued or lost:
         log.info("strava.tick", scheduled=scheduled, requeued=requeued, lost=lost)
     return TickReport(scheduled, requeued, lost)
-
-
-def deauthorize_pending(deps: SyncDeps, *, batch_size: int = 50) -> int:
-    """Retry deferred deauthorizations that are due; returns how many are settled."""
-    now = utcnow()
-    settled = 0
-    recorder = RunRecorder(deps.budget)
-    client = deps.client_for(recorder)
-    with session_scope(deps.sessions) as session:
-        due = list(
-            session.scalars(
-                select(PendingDeauthorization)
-                .where(PendingDeauthorization.next_attempt_at <= now)
-                .order_by(PendingDeauthorization.next_attempt_at)
-                .limit(batch_size)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        for pending in due:
-            try:
-                tokens = open_pending_deauthorization(pending, deps.keyring)
-                access_token = tokens.access_token
-                expires_at = pending.access_token_expires_at
-                if tokens.refresh_token is not None and (
-                    expires_at is None or as_utc(expires_at) <= now + REFRESH_MARGIN
-                ):
-                    # Hours may have passed: revoke with a live token, and keep the rotated
-                    # pair in case Strava fails again (the old refresh token is dead now).
-                    recorder.flush()
-                    deps.budget.acquire(utcnow())
-                    fresh = client.refresh(tokens.refresh_token)
-                    access_token = fresh.access_token.get_secret_value()
-                    seal_pending_deauthorization(
-                        pending,
-                        deps.keyring,
-                        access_token,
-                        refresh_token=fresh.refresh_token.get_secret_value(),
-                        access_token_expires_at=fresh.expires_at,
-                    )
-                recorder.flush()
-                deps.budget.acquire(utcnow())
-                client.deauthorize(access_token)
-            except (BudgetSpent, RateLimited) as exc:
-                # Everyone waits for the window; so do the remaining rows.
-                for waiting in due[due.index(pending) :]:
-                    waiting.next_attempt_at = max(as_utc(waiting.next_attempt_at), exc.retry_at)
-                break
-            except (InvalidClient, KeyUnavailable):
-                _retry_later(pending, now)
-            except StravaAuthError:
-                # 401: Strava no longer honours the token, so there is nothing left to revoke.
-                session.delete(pending)
-                settled += 1
-            except (StravaError, AppError):
-                _retry_later(pending, now)
-            else:
-                session.delete(pending)
-                settled += 1
-    recorder.flush()
-    if settled:
-        DEAUTHORIZATIONS.labels("done").inc(settled)
-    return settled
-
-
-def _retry_later(pending: PendingDeauthorization, now: datetime) -> None:
-    pending.attempts += 1
-    delay = min(timedelta(minutes=2**pending.attempts), MAX_DEAUTHORIZE_BACKOFF)
-    pending.next_attempt_at = now + delay
-    DEAUTHORIZATIONS.labels("retry").inc()
-    log.info("strava.deauthorize_retry", attempts=pending.attempts)

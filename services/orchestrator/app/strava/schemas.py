@@ -1,4 +1,5 @@
-"""The HTTP contract's documents (design.md §3): field names are fixed, fields may be added."""
+"""The Strava documents of the HTTP contract (docs/contract.md §3): field names are fixed,
+fields may be added."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.runners.schemas import ProfileOut
+from app.training.schemas import TrainingLoad
 
 
 class LinkTokenIn(BaseModel):
@@ -77,40 +79,6 @@ class SyncQueuedOut(BaseModel):
     state: Literal["queued", "running"]
 
 
-class WorkoutOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    source: Literal["strava"]
-    source_id: int
-    name: str | None
-    sport_type: str
-    is_run: bool
-    start_date: datetime
-    start_date_local: datetime | None
-    timezone: str | None
-    distance_m: float | None
-    moving_time_s: int | None
-    elapsed_time_s: int | None
-    elevation_gain_m: float | None
-    average_speed_mps: float | None
-    max_speed_mps: float | None
-    average_heartrate: float | None
-    max_heartrate: float | None
-    average_cadence: float | None
-    workout_type: int | None
-    manual: bool
-    trainer: bool
-    visibility: str | None
-    summary_polyline: str | None
-    updated_at: datetime
-
-
-class WorkoutPage(BaseModel):
-    items: list[WorkoutOut]
-    next_cursor: str | None
-
-
 class SyncRunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -134,23 +102,6 @@ class SyncRunOut(BaseModel):
 
 class SyncRunPage(BaseModel):
     items: list[SyncRunOut]
-
-
-class WeekLoad(BaseModel):
-    week_start: datetime
-    runs: int
-    distance_m: float
-    moving_time_s: int
-
-
-class TrainingLoad(BaseModel):
-    window_days: int
-    runs: int
-    distance_m: float
-    moving_time_s: int
-    longest_run_m: float
-    weeks: list[WeekLoad]
-    acute_chronic_ratio: float | None
 
 
 class ProfileSummary(BaseModel):

@@ -1,83 +1,95 @@
-"""The Strava link as the runner sees it: status, sync requests, unlink.
+"""The Strava link as the runner sees it: its status, unlinking, and revoking at Strava later.
 
-Services take a Session and collaborators, never commit, and raise AppError subclasses.
+**What the status can say** (docs/contract.md §3 StravaStatus), rendered by `get_status`:
+
+* `status`: `not_linked` (no link), `action_required` (the link's error is one of
+  RECONNECT_CODES), else `linked`;
+* `sync.state`: `idle`, or the state of the runner's one `queued`/`running` SyncRun;
+* `error.code` (app.codes.StatusCode) with the `message` and `action` of ERROR_MESSAGES and
+  ERROR_ACTIONS below, and `retry_at` when the link retries by itself.
+
+**Who sets it** (the link's `error_code`, `error_retry_at`, `last_*` and `next_sync_at` columns):
+
+* oauth.complete_link: a failed attempt's code (LinkAttempt.failure_code: `access_denied`,
+  `insufficient_scope`, ...; shown while there is no link); a successful link clears the error;
+* scheduling.record_run: after every sync run, from sync.classify's code (`rate_limited`,
+  `reauth_required`, `insufficient_scope`, `strava_unavailable`, `key_unavailable`,
+  `sync_failed`) or cleared on success; also for runs the tick finds lost (`sync_failed`);
+* tokens.access_grant: a refused token refresh (`reauth_required`), committed at once;
+* get_status itself: `insufficient_scope` (private runs missing) when the grant lacks
+  `activity:read_all`; `key_unavailable` when the athlete cannot be decrypted.
+
+Services take a Session and never commit (the request or task owns the transaction), except the
+deauthorization retries, which run in the worker with transactions of their own.
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-import httpx2
 import structlog
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.clock import as_utc, utcnow
-from app.config import Settings
-from app.db import after_commit
-from app.errors import InvalidRequest, NotLinked, ServiceUnavailable
+from app.clock import as_utc, utcnow, window_start
+from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode
+from app.db import session_scope
+from app.errors import AppError, KeyUnavailable, NotLinked
 from app.security import KeyRing
-from app.strava.client import ResponseInfo, StravaAuthError, StravaClient, StravaError
-from app.strava.credentials import open_link, seal_pending_deauthorization
-from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun, Workout
+from app.strava.budget import BudgetSpent
+from app.strava.client import InvalidClient, RateLimited, StravaAuthError, StravaClient, StravaError
+from app.strava.credentials import (
+    PendingTokens,
+    open_athlete,
+    open_link,
+    open_pending_deauthorization,
+    seal_pending_deauthorization,
+)
+from app.strava.metrics import DEAUTHORIZATIONS
+from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun
+from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
 from app.strava.tokens import REFRESH_MARGIN
+from app.workouts import service as workouts
 
 log = structlog.get_logger(__name__)
 
 READ_SCOPES = frozenset({"activity:read", "activity:read_all"})
-ACTIVE_SYNC_STATES = ("queued", "running")
+MAX_DEAUTHORIZE_BACKOFF = timedelta(hours=6)
 
-# What the app can do about each error code (design.md §3 StravaStatus.error.action).
+# What the app can do about each error code (docs/contract.md §3 StravaStatus.error.action).
 ERROR_ACTIONS: dict[str, str] = {
-    "access_denied": "retry",
-    "insufficient_scope": "reconnect",
-    "reauth_required": "reconnect",
-    "revoked": "reconnect",
-    "rate_limited": "wait",
-    "strava_unavailable": "wait",
-    "sync_failed": "retry",
-    "key_unavailable": "none",
+    StatusCode.ACCESS_DENIED: "retry",
+    StatusCode.INSUFFICIENT_SCOPE: "reconnect",
+    StatusCode.REAUTH_REQUIRED: "reconnect",
+    StatusCode.REVOKED: "reconnect",
+    StatusCode.RATE_LIMITED: "wait",
+    StatusCode.STRAVA_UNAVAILABLE: "wait",
+    StatusCode.SYNC_FAILED: "retry",
+    StatusCode.KEY_UNAVAILABLE: "none",
 }
 ERROR_MESSAGES: dict[str, str] = {
-    "access_denied": "You cancelled the Strava authorization. Connect again when you are ready.",
-    "insufficient_scope": "Coach George needs permission to read your activities. "
+    StatusCode.ACCESS_DENIED: "You cancelled the Strava authorization. "
+    "Connect again when you are ready.",
+    StatusCode.INSUFFICIENT_SCOPE: "Coach George needs permission to read your activities. "
     "Reconnect Strava and keep 'View data about your activities' ticked.",
-    "reauth_required": "Strava no longer accepts Coach George's authorization. Reconnect Strava.",
-    "revoked": "Coach George's access was removed on Strava. Reconnect Strava to resume syncing.",
-    "rate_limited": "Strava is busy; the sync will retry automatically.",
-    "strava_unavailable": "Strava is not answering right now; the sync will retry automatically.",
-    "sync_failed": "The last sync failed. Try again.",
-    "key_unavailable": "Your Strava connection cannot be read right now. We are on it.",
+    StatusCode.REAUTH_REQUIRED: "Strava no longer accepts Coach George's authorization. "
+    "Reconnect Strava.",
+    StatusCode.REVOKED: "Coach George's access was removed on Strava. "
+    "Reconnect Strava to resume syncing.",
+    StatusCode.RATE_LIMITED: "Strava is busy; the sync will retry automatically.",
+    StatusCode.STRAVA_UNAVAILABLE: "Strava is not answering right now; "
+    "the sync will retry automatically.",
+    StatusCode.SYNC_FAILED: "The last sync failed. Try again.",
+    StatusCode.KEY_UNAVAILABLE: "Your Strava connection cannot be read right now. We are on it.",
 }
 PRIVATE_RUNS_MISSING = (
     "Runs you keep private ('Only You') are missing. "
     "Reconnect Strava and allow access to private activities to include them."
 )
-# Codes after which nothing works until the runner reconnects.
-RECONNECT_CODES = frozenset({"reauth_required", "revoked", "insufficient_scope"})
-
-Enqueue = Callable[[uuid.UUID], None]
-
-
-def build_strava_client(
-    settings: Settings,
-    http: httpx2.Client,
-    *,
-    on_response: Callable[[ResponseInfo], None] | None = None,
-) -> StravaClient:
-    """The one place settings meet the client (which itself knows no settings)."""
-    return StravaClient(
-        http,
-        api_base_url=settings.api_base_url,
-        oauth_base_url=settings.oauth_base_url,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        on_response=on_response,
-    )
 
 
 def parse_scopes(scope: str | None) -> list[str]:
@@ -104,16 +116,13 @@ def status_error(
     )
 
 
-def _active_sync(session: Session, runner_id: uuid.UUID) -> SyncRun | None:
+def active_sync(session: Session, runner_id: uuid.UUID) -> SyncRun | None:
+    """The runner's one queued or running sync run, if any."""
     return session.scalar(
         select(SyncRun)
-        .where(SyncRun.runner_id == runner_id, SyncRun.state.in_(ACTIVE_SYNC_STATES))
+        .where(SyncRun.runner_id == runner_id, SyncRun.state.in_(ACTIVE_RUN_STATES))
         .limit(1)
     )
-
-
-def window_start(now: datetime, window_days: int) -> datetime:
-    return now - timedelta(days=window_days)
 
 
 def get_status(
@@ -121,7 +130,7 @@ def get_status(
 ) -> StravaStatus:
     now = utcnow()
     link = get_link(session, runner_id)
-    active = _active_sync(session, runner_id)
+    active = active_sync(session, runner_id)
     sync_state = active.state if active is not None else "idle"
     if link is None:
         last_attempt = session.scalar(
@@ -149,27 +158,29 @@ def get_status(
             error=error,
         )
 
-    credentials = open_link(link, keyring)
+    try:
+        athlete: dict[str, Any] | None = open_athlete(link, keyring)
+    except KeyUnavailable:
+        athlete = None  # a key problem is a state the app can show, not an outage
     scopes = parse_scopes(link.scopes)
     error = None
-    if link.error_code is not None:
+    if athlete is None:
+        error = status_error(StatusCode.KEY_UNAVAILABLE)
+    elif link.error_code is not None:
         retry_at = as_utc(link.error_retry_at) if link.error_retry_at else None
         error = status_error(link.error_code, retry_at, link.error_message)
     elif "activity:read_all" not in scopes:
-        error = status_error("insufficient_scope", message=PRIVATE_RUNS_MISSING)
-    in_window = session.scalar(
-        select(func.count())
-        .select_from(Workout)
-        .where(Workout.runner_id == runner_id, Workout.start_date >= window_start(now, window_days))
-    )
-    athlete = credentials.athlete
+        error = status_error(StatusCode.INSUFFICIENT_SCOPE, message=PRIVATE_RUNS_MISSING)
+    in_window = workouts.count_since(session, runner_id, window_start(now, window_days))
     return StravaStatus(
         status="action_required" if link.error_code in RECONNECT_CODES else "linked",
         athlete=AthleteOut(
             id=int(athlete["id"]),
             firstname=athlete.get("firstname"),
             lastname=athlete.get("lastname"),
-        ),
+        )
+        if athlete is not None
+        else None,
         scopes=scopes,
         linked_at=as_utc(link.linked_at),
         sync=SyncStatusOut(
@@ -178,59 +189,29 @@ def get_status(
             last_success_at=as_utc(link.last_success_at) if link.last_success_at else None,
             last_result=link.last_result,
             next_sync_at=as_utc(link.next_sync_at) if link.next_sync_at else None,
-            workouts_in_window=in_window or 0,
+            workouts_in_window=in_window,
         ),
         error=error,
     )
 
 
-def request_sync(
-    session: Session, runner_id: uuid.UUID, trigger: str, *, enqueue: Enqueue
-) -> SyncRun:
-    """Queue a sync of the runner's window, or return the one already queued or running.
-
-    A manual request with the broker down is refused (ServiceUnavailable: 503 + Retry-After)
-    before anything is written, when `enqueue` can tell (an `available()` probe)."""
-    link = get_link(session, runner_id, for_update=True)
-    if link is None:
-        raise NotLinked()
-    active = _active_sync(session, runner_id)
-    if active is not None:
-        return active
-    available = getattr(enqueue, "available", None)
-    if trigger == "manual" and available is not None and not available():
-        raise ServiceUnavailable("Syncing is unavailable right now. Try again in a minute.")
-    run = SyncRun(
-        id=uuid.uuid4(), runner_id=runner_id, trigger=trigger, state="queued", created_at=utcnow()
-    )
-    session.add(run)
-    session.flush()
-    run_id = run.id
-    after_commit(session, lambda: _dispatch(run_id, trigger, enqueue))
-    return run
-
-
-def _dispatch(run_id: uuid.UUID, trigger: str, enqueue: Enqueue) -> None:
-    """Send the task once the run is committed. Never raises: if the broker went away since, the
-    run stays queued and the beat tick's recovery sends it again (scheduling.py)."""
-    try:
-        enqueue(run_id)
-    except Exception as exc:
-        log.warning(
-            "strava.sync_enqueue_failed",
-            sync_run_id=str(run_id),
-            trigger=trigger,
-            error=type(exc).__name__,
-            detail=str(exc)[:200],
+def list_sync_runs(session: Session, runner_id: uuid.UUID, *, limit: int) -> list[SyncRun]:
+    return list(
+        session.scalars(
+            select(SyncRun)
+            .where(SyncRun.runner_id == runner_id)
+            .order_by(SyncRun.created_at.desc())
+            .limit(limit)
         )
+    )
+
+
+# --- unlinking and revoking at Strava -----------------------------------------------------------
 
 
 def delete_strava_data(session: Session, runner_id: uuid.UUID) -> int:
     """Hard-delete every workout that came from Strava for this runner."""
-    result = session.execute(
-        delete(Workout).where(Workout.runner_id == runner_id, Workout.source == "strava")
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return workouts.delete_by_source(session, runner_id, Source.STRAVA)
 
 
 def schedule_deauthorization(
@@ -253,25 +234,53 @@ def schedule_deauthorization(
     session.add(pending)
 
 
+def refresh_and_deauthorize(
+    client: StravaClient,
+    tokens: PendingTokens,
+    *,
+    before_request: Callable[[], None] = lambda: None,
+    on_refreshed: Callable[[PendingTokens], None] = lambda _: None,
+) -> None:
+    """Revoke the grant at Strava. Deauthorizing needs a live access token (an expired one just
+    gets a 401), so an expiring one is refreshed first; Strava rotates the refresh token then, so
+    `on_refreshed` gets the new pair to keep in case the deauthorization itself fails."""
+    expires_at = tokens.access_token_expires_at
+    if tokens.refresh_token is not None and (
+        expires_at is None or as_utc(expires_at) <= utcnow() + REFRESH_MARGIN
+    ):
+        before_request()
+        fresh = client.refresh(tokens.refresh_token)
+        tokens = PendingTokens(
+            access_token=fresh.access_token.get_secret_value(),
+            refresh_token=fresh.refresh_token.get_secret_value(),
+            access_token_expires_at=fresh.expires_at,
+        )
+        on_refreshed(tokens)
+    before_request()
+    client.deauthorize(tokens.access_token)
+
+
 def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: StravaClient) -> None:
     """Delete the link and its data here first; revoke at Strava, or retry that later."""
     link = get_link(session, runner_id, for_update=True)
     if link is None:
         raise NotLinked()
     credentials = open_link(link, keyring)
-    access_token, refresh_token = credentials.access_token, credentials.refresh_token
-    expires_at = as_utc(link.access_token_expires_at)
+    latest = PendingTokens(
+        access_token=credentials.access_token,
+        refresh_token=credentials.refresh_token,
+        access_token_expires_at=as_utc(link.access_token_expires_at),
+    )
     session.delete(link)
     deleted = delete_strava_data(session, runner_id)
     session.flush()
+
+    def keep(tokens: PendingTokens) -> None:
+        nonlocal latest
+        latest = tokens
+
     try:
-        if expires_at <= utcnow() + REFRESH_MARGIN:
-            # Deauthorizing needs a live access token; an expired one would just get a 401.
-            tokens = client.refresh(refresh_token)
-            access_token = tokens.access_token.get_secret_value()
-            refresh_token = tokens.refresh_token.get_secret_value()
-            expires_at = tokens.expires_at
-        client.deauthorize(access_token)
+        refresh_and_deauthorize(client, latest, on_refreshed=keep)
     except StravaAuthError:
         pass  # Strava no longer honours these tokens: nothing left to revoke.
     except StravaError as exc:
@@ -281,71 +290,77 @@ def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: Str
         schedule_deauthorization(
             session,
             keyring,
-            access_token,
-            refresh_token=refresh_token,
-            access_token_expires_at=expires_at,
+            latest.access_token,
+            refresh_token=latest.refresh_token,
+            access_token_expires_at=latest.access_token_expires_at,
         )
     log.info("strava.unlinked", runner_id=str(runner_id), workouts_deleted=deleted)
 
 
-# --- reading workouts and sync runs ---
+def deauthorize_pending(runtime: StravaRuntime, *, batch_size: int = 50) -> int:
+    """Retry deferred deauthorizations that are due; returns how many are settled."""
+    now = utcnow()
+    settled = 0
+    recorder = RunRecorder(runtime.budget)
+    client = runtime.client_for(recorder)
 
+    def before_request() -> None:
+        recorder.flush()
+        runtime.budget.acquire(utcnow())
 
-def _encode_cursor(workout: Workout) -> str:
-    raw = f"{as_utc(workout.start_date).isoformat()}|{workout.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        started, workout_id = raw.split("|")
-        return as_utc(datetime.fromisoformat(started)), uuid.UUID(workout_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("cursor is not valid.") from exc
-
-
-def list_workouts(
-    session: Session,
-    runner_id: uuid.UUID,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    sport_type: str | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Workout], str | None]:
-    """Newest first, keyset-paginated on (start_date, id)."""
-    query = select(Workout).where(Workout.runner_id == runner_id)
-    if since is not None:
-        query = query.where(Workout.start_date >= as_utc(since))
-    if until is not None:
-        query = query.where(Workout.start_date < as_utc(until))
-    if sport_type is not None:
-        query = query.where(Workout.sport_type == sport_type)
-    if cursor is not None:
-        started, workout_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Workout.start_date < started,
-                and_(Workout.start_date == started, Workout.id < workout_id),
+    with session_scope(runtime.sessions) as session:
+        due = list(
+            session.scalars(
+                select(PendingDeauthorization)
+                .where(PendingDeauthorization.next_attempt_at <= now)
+                .order_by(PendingDeauthorization.next_attempt_at)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
             )
         )
-    rows = list(
-        session.scalars(
-            query.order_by(Workout.start_date.desc(), Workout.id.desc()).limit(limit + 1)
-        )
-    )
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        for pending in due:
+
+            def reseal(tokens: PendingTokens, pending: PendingDeauthorization = pending) -> None:
+                # Hours may have passed: the rotated pair is kept in case Strava fails again
+                # (the old refresh token is dead now).
+                seal_pending_deauthorization(
+                    pending,
+                    runtime.keyring,
+                    tokens.access_token,
+                    refresh_token=tokens.refresh_token,
+                    access_token_expires_at=tokens.access_token_expires_at,
+                )
+
+            try:
+                tokens = open_pending_deauthorization(pending, runtime.keyring)
+                refresh_and_deauthorize(
+                    client, tokens, before_request=before_request, on_refreshed=reseal
+                )
+            except (BudgetSpent, RateLimited) as exc:
+                # Everyone waits for the window; so do the remaining rows.
+                for waiting in due[due.index(pending) :]:
+                    waiting.next_attempt_at = max(as_utc(waiting.next_attempt_at), exc.retry_at)
+                break
+            except (InvalidClient, KeyUnavailable):
+                _retry_later(pending, now)
+            except StravaAuthError:
+                # 401: Strava no longer honours the token, so there is nothing left to revoke.
+                session.delete(pending)
+                settled += 1
+            except (StravaError, AppError):
+                _retry_later(pending, now)
+            else:
+                session.delete(pending)
+                settled += 1
+    recorder.flush()
+    if settled:
+        DEAUTHORIZATIONS.labels("done").inc(settled)
+    return settled
 
 
-def list_sync_runs(session: Session, runner_id: uuid.UUID, *, limit: int) -> list[SyncRun]:
-    return list(
-        session.scalars(
-            select(SyncRun)
-            .where(SyncRun.runner_id == runner_id)
-            .order_by(SyncRun.created_at.desc())
-            .limit(limit)
-        )
-    )
+def _retry_later(pending: PendingDeauthorization, now: datetime) -> None:
+    pending.attempts += 1
+    delay = min(timedelta(minutes=2**pending.attempts), MAX_DEAUTHORIZE_BACKOFF)
+    pending.next_attempt_at = now + delay
+    DEAUTHORIZATIONS.labels("retry").inc()
+    log.info("strava.deauthorize_retry", attempts=pending.attempts)

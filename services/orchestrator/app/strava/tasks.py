@@ -17,7 +17,8 @@ from kombu.exceptions import OperationalError
 
 from app.config import get_settings
 from app.errors import ServiceUnavailable
-from app.strava import scheduling, sync
+from app.strava import scheduling, service, sync
+from app.strava.runtime import StravaRuntime, build_runtime, close_runtime
 from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
 
@@ -25,14 +26,14 @@ class BrokerUnavailable(ServiceUnavailable):
     default_message = "Syncing is unavailable right now (the queue cannot be reached). Try again."
 
 
-_runtime: tuple[int, sync.SyncDeps] | None = None
+_runtime: tuple[int, StravaRuntime] | None = None
 
 
-def runtime() -> sync.SyncDeps:
+def runtime() -> StravaRuntime:
     """This process's collaborators (HTTP pool, budget, sessions): built after a fork, once."""
     global _runtime
     if _runtime is None or _runtime[0] != os.getpid():
-        _runtime = (os.getpid(), sync.build_deps(get_settings()))
+        _runtime = (os.getpid(), build_runtime(get_settings()))
     return _runtime[1]
 
 
@@ -40,7 +41,7 @@ def reset_runtime() -> None:
     """Forget the collaborators (tests change settings between sessions of workers)."""
     global _runtime
     if _runtime is not None:
-        sync.close_deps(_runtime[1])
+        close_runtime(_runtime[1])
     _runtime = None
 
 
@@ -67,7 +68,7 @@ def tick() -> dict[str, object]:
 
 @celery_app.task(name="strava.deauthorize_pending", acks_late=True)
 def deauthorize_pending() -> int:
-    return scheduling.deauthorize_pending(runtime())
+    return service.deauthorize_pending(runtime())
 
 
 # Publishing gives up quickly: the API must answer (503) rather than hang on a dead broker.
@@ -75,7 +76,7 @@ _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "
 
 
 class CeleryEnqueue:
-    """service.Enqueue for Celery: send a sync run's task; `available()` probes the broker so
+    """scheduling.Enqueue for Celery: send a sync run's task; `available()` probes the broker so
     that a manual request can be refused (503) before a run is written."""
 
     def __call__(self, sync_run_id: uuid.UUID) -> None:

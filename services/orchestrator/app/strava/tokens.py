@@ -1,5 +1,5 @@
 """A live access token for a link: refreshed when it expires within 5 minutes, one refresh per
-link at a time across every worker (design.md §4; strava-api.md §1.7).
+link at a time across every worker (docs/contract.md §4; docs/strava.md §1.7).
 
 Strava rotates the refresh token on refresh and the old one dies at once, so two workers that
 refresh the same link concurrently would leave one of them (and perhaps the stored pair) with a
@@ -13,7 +13,7 @@ dead token. Hence:
 
 Outcomes: a refused refresh (400/401 on /oauth/token: `InvalidGrant`) marks the link
 `reauth_required` (committed) and raises `ReauthRequired`; Strava unreachable raises the
-client's `StravaUnavailable` with nothing changed (the sync is retried later); a missing link
+client's `StravaUnreachable` with nothing changed (the sync is retried later); a missing link
 raises `NotLinked`.
 """
 
@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import as_utc, utcnow
-from app.db import session_scope
+from app.codes import StatusCode
+from app.db import lock_row, session_scope
 from app.errors import NotLinked, ReauthRequired
 from app.security import KeyRing
 from app.strava.budget import BudgetSpent, RateBudget
 from app.strava.client import InvalidGrant, RateLimited, StravaClient, StravaError
 from app.strava.credentials import LinkCredentials, open_link, seal_link
+from app.strava.metrics import TOKEN_REFRESHES
 from app.strava.models import StravaLink
-from app.telemetry import TOKEN_REFRESHES
 
 log = structlog.get_logger(__name__)
 
@@ -57,21 +57,7 @@ class AccessGrant:
 
 def lock_link(session: Session, link_id: uuid.UUID) -> StravaLink | None:
     """The link row, locked until the transaction ends and re-read from the database."""
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite has no row locks (FOR UPDATE is ignored): a no-op write takes the database's
-        # write lock instead, which serialises writers just the same.
-        session.execute(
-            update(StravaLink)
-            .where(StravaLink.id == link_id)
-            .values(token_version=StravaLink.token_version)
-            .execution_options(synchronize_session=False)
-        )
-    return session.scalar(
-        select(StravaLink)
-        .where(StravaLink.id == link_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return lock_row(session, StravaLink, link_id, StravaLink.token_version)
 
 
 def _grant(link: StravaLink, keyring: KeyRing) -> AccessGrant:
@@ -146,7 +132,7 @@ def _refresh_locked(
             tokens = client.refresh(credentials.refresh_token)
         except InvalidGrant as exc:
             refused = exc
-            link.error_code = "reauth_required"
+            link.error_code = StatusCode.REAUTH_REQUIRED
             link.error_message = None
             link.error_retry_at = None
             link.next_sync_at = None

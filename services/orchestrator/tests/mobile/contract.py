@@ -20,7 +20,7 @@ What is compared (the server's document is the source of truth; no copy of it is
 - the error body (`APIError`): against the server's `ErrorBody` component like any document, and
   also against real error responses (the error handler writes them, not the routes);
 - error codes: the switch of `StravaErrorCatalog.presentation` handles exactly the contract's
-  codes (design.md §3, the one hand-kept list: OpenAPI cannot say them) plus every code the server
+  codes (docs/contract.md §3, the one hand-kept list: OpenAPI cannot say them) plus every code the server
   can emit beyond them, unless that code is listed in `SERVER_INTERNAL_CODES` with a reason.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from .swift_source import ERROR_MAPPING_FUNCTION, OPENAPI_SCHEMAS, Endpoint, SwiftSources, TypeRef
 
-# design.md §3: "HTTP errors and `StravaStatus.error.code` share one vocabulary". Not in OpenAPI.
+# docs/contract.md §3: "HTTP errors and `StravaStatus.error.code` share one vocabulary". Not in OpenAPI.
 CONTRACT_ERROR_CODES: tuple[str, ...] = (
     "unauthenticated",
     "invalid_request",
@@ -531,7 +531,7 @@ def check_error_codes(
         if list(mapped).count(code) > 1
     ]
     for code in sorted(set(contract) - handled):
-        problems.append(Problem(subject, code, "a contract code (design.md §3) is not handled"))
+        problems.append(Problem(subject, code, "a contract code (docs/contract.md §3) is not handled"))
     for code in sorted(set(server) - handled - set(internal) - set(contract)):
         problems.append(
             Problem(

@@ -34,7 +34,7 @@ from .swift_source import FIXTURE_TYPES, FIXTURES_DIR, OPENAPI_SCHEMAS, SwiftSou
 
 if TYPE_CHECKING:
     # The same module pytest imports as `factories` (its pythonpath); mypy knows it by package.
-    from tests.factories import new_runner, pkce_pair
+    from factories import new_runner, pkce_pair
 else:
     from factories import new_runner, pkce_pair
 
@@ -141,7 +141,7 @@ def test_status_fixtures_cover_the_servers_link_states(openapi: OpenAPI) -> None
 def test_error_mapping_handles_the_contracts_and_the_servers_codes(client: ClientContract) -> None:
     problems = check_error_codes(client.error_mapping)
     assert not problems, _report(problems)
-    # Exactly: design.md §3's codes plus what the server emits beyond them, each once.
+    # Exactly: docs/contract.md §3's codes plus what the server emits beyond them, each once.
     server = server_error_codes()
     expected = (set(CONTRACT_ERROR_CODES) | set(server)) - set(SERVER_INTERNAL_CODES)
     assert sorted(client.error_mapping) == sorted(expected)

@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.strava.sync import SyncDeps, run_sync
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
@@ -35,7 +36,7 @@ from .swift_source import FIXTURE_TYPES, FIXTURES_DIR, IOS_ROOT, SwiftSources
 
 if TYPE_CHECKING:
     # The same module pytest imports as `factories` (its pythonpath); mypy knows it by package.
-    from tests.factories import Runner, consent, new_runner, pkce_pair
+    from factories import Runner, consent, new_runner, pkce_pair
 else:
     from factories import Runner, consent, new_runner, pkce_pair
 
@@ -55,7 +56,7 @@ def _json(response: Any, status: int) -> dict[str, Any]:
 
 
 def real_responses(
-    api: TestClient, emulator: EmulatorHandle, enqueued: list[uuid.UUID], deps: SyncDeps
+    api: TestClient, emulator: EmulatorHandle, enqueued: list[uuid.UUID], deps: StravaRuntime
 ) -> dict[str, dict[str, Any]]:
     """Fixture name → the server's real response body, in the order the app meets them."""
     found: dict[str, dict[str, Any]] = {}
@@ -176,9 +177,9 @@ def test_ios_fixtures_have_the_structure_of_real_responses(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    fresh = real_responses(api, emulator, enqueued, sync_deps)
+    fresh = real_responses(api, emulator, enqueued, strava_runtime)
     assert set(fresh) == set(FIXTURE_TYPES)
     for name, document in fresh.items():
         _write(FRESH_DIR, name, document)

@@ -26,11 +26,10 @@ from app.strava.client import (
     StravaAuthError,
     StravaClient,
     StravaError,
-    StravaUnavailable,
-    SummaryActivity,
-    TokenResponse,
+    StravaUnreachable,
     create_http_client,
 )
+from app.strava.payloads import SummaryActivity, TokenResponse
 from app.strava.ratelimit import (
     RateLimitSnapshot,
     next_daily_window_start,
@@ -54,7 +53,7 @@ NEW_ACCESS = "new-access-token-777777"
 NEW_REFRESH = "new-refresh-token-888888"
 SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, CODE, NEW_ACCESS, NEW_REFRESH)
 
-# As recorded on GET /athlete/activities (strava-api.md §2, note Strava's casing).
+# As recorded on GET /athlete/activities (docs/strava.md §2, note Strava's casing).
 RATE_HEADERS = {
     "X-Ratelimit-Limit": "200,2000",
     "X-Ratelimit-Usage": "9,152",
@@ -118,7 +117,7 @@ def token_body(*, athlete: bool = True) -> dict[str, Any]:
 
 
 def activity(**overrides: Any) -> dict[str, Any]:
-    """A realistic SummaryActivity (strava-api.md §3.2), as Strava writes it."""
+    """A realistic SummaryActivity (docs/strava.md §3.2), as Strava writes it."""
     body: dict[str, Any] = {
         "resource_state": 2,
         "athlete": {"id": 26462176, "resource_state": 1},
@@ -284,7 +283,7 @@ def test_strava_fault_maps_to_its_error_class(
 
 def test_auth_errors_share_one_base_class() -> None:
     auth: list[type[StravaError]] = [InvalidToken, ScopeMissing, InvalidGrant, InvalidClient]
-    others: list[type[StravaError]] = [RateLimited, StravaUnavailable, BadResponse]
+    others: list[type[StravaError]] = [RateLimited, StravaUnreachable, BadResponse]
     assert all(issubclass(cls, StravaAuthError) for cls in auth)
     assert not any(issubclass(cls, StravaAuthError) for cls in others)
 
@@ -357,7 +356,7 @@ def test_html_502_from_cloudfront_is_retried_then_unavailable(
         on_response=responses.append,
     )
 
-    with pytest.raises(StravaUnavailable) as caught:
+    with pytest.raises(StravaUnreachable) as caught:
         client.list_activities(ACCESS_TOKEN, after=1_760_000_000)
 
     assert len(strava.requests) == 3
@@ -373,7 +372,7 @@ def test_html_502_from_cloudfront_is_retried_then_unavailable(
 def test_timeout_is_retried_then_unavailable(responses: list[ResponseInfo]) -> None:
     client, strava = make_client(httpx2.ReadTimeout("timed out"), on_response=responses.append)
 
-    with pytest.raises(StravaUnavailable) as caught:
+    with pytest.raises(StravaUnreachable) as caught:
         client.get_athlete(ACCESS_TOKEN)
 
     assert len(strava.requests) == 3
@@ -385,7 +384,7 @@ def test_timeout_is_retried_then_unavailable(responses: list[ResponseInfo]) -> N
 def test_get_attempts_sets_the_number_of_tries() -> None:
     client, strava = make_client(httpx2.ConnectError("refused"), get_attempts=5)
 
-    with pytest.raises(StravaUnavailable):
+    with pytest.raises(StravaUnreachable):
         client.get_activity(ACCESS_TOKEN, 1)
 
     assert len(strava.requests) == 5
@@ -408,7 +407,7 @@ def test_5xx_then_success_is_retried() -> None:
 def test_posts_are_not_retried_on_5xx(call: str) -> None:
     client, strava = make_client(reply(500, text="oops"), reply(200, token_body()))
 
-    with pytest.raises(StravaUnavailable):
+    with pytest.raises(StravaUnreachable):
         CALLS[call](client)
 
     assert len(strava.requests) == 1
@@ -417,7 +416,7 @@ def test_posts_are_not_retried_on_5xx(call: str) -> None:
 def test_exchange_code_is_not_retried_on_timeout() -> None:
     client, strava = make_client(httpx2.ReadTimeout("timed out"), reply(200, token_body()))
 
-    with pytest.raises(StravaUnavailable):
+    with pytest.raises(StravaUnreachable):
         client.exchange_code(CODE)
 
     assert len(strava.requests) == 1

@@ -10,10 +10,13 @@ from typing import Any
 
 import time_machine
 from app.clock import as_utc, utcnow
+from app.codes import Trigger
 from app.db import session_scope
-from app.strava import service
-from app.strava.models import StravaLink, SyncRun, Workout
-from app.strava.sync import SyncDeps, run_sync
+from app.strava import scheduling, service
+from app.strava.models import StravaLink, SyncRun
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
+from app.workouts.models import Workout
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -53,10 +56,10 @@ def _run(run_id: uuid.UUID) -> SyncRun:
         return run
 
 
-def _request_sync(runner: Runner, trigger: str = "manual") -> uuid.UUID:
+def _request_sync(runner: Runner, trigger: Trigger = Trigger.MANUAL) -> uuid.UUID:
     ids: list[uuid.UUID] = []
     with session_scope() as session:
-        service.request_sync(session, _rid(runner), trigger, enqueue=ids.append)
+        scheduling.request_sync(session, _rid(runner), trigger, enqueue=ids.append)
     return ids[0]
 
 
@@ -75,7 +78,7 @@ def _first_sync(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    deps: SyncDeps,
+    deps: StravaRuntime,
 ) -> Runner:
     runner = _link(api, athlete, enqueued)
     outcome = run_sync(deps, enqueued[-1])
@@ -91,13 +94,13 @@ def test_first_sync_ingests_the_28_day_window(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.clear_requests()
     started = utcnow()
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     expected = _in_window(emulator, athlete)
     assert expected, "the generated athlete trains"
@@ -142,9 +145,9 @@ def test_workouts_keep_raw_json_and_normalise_fields(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _first_sync(api, athlete, enqueued, sync_deps)
+    runner = _first_sync(api, athlete, enqueued, strava_runtime)
     served = {act["id"]: act for act in emulator.admin.list_activities(athlete["id"])}
     for source_id, workout in _workouts(runner).items():
         act = served[source_id]
@@ -160,7 +163,7 @@ def test_odd_activities_survive(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     """Unknown sport types, hidden start times, no heart rate, no map, ids past 2**53."""
     now = utcnow()
@@ -177,7 +180,7 @@ def test_odd_activities_survive(
         map=None,
         start_latlng=[],
     )
-    runner = _first_sync(api, athlete, enqueued, sync_deps)
+    runner = _first_sync(api, athlete, enqueued, strava_runtime)
 
     workouts = _workouts(runner)
     assert workouts[unknown["id"]].sport_type == "Hyrox"
@@ -195,10 +198,10 @@ def test_a_64_bit_id_round_trips(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    from app.strava.client import SummaryActivity
-    from app.strava.sync import upsert_workouts
+    from app.strava.ingest import upsert_workouts
+    from app.strava.payloads import SummaryActivity
 
     runner = _link(api, athlete, enqueued)
     big = 2**63 - 7
@@ -224,9 +227,9 @@ def test_a_second_sync_reflects_edits_and_deletions(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _first_sync(api, athlete, enqueued, sync_deps)
+    runner = _first_sync(api, athlete, enqueued, strava_runtime)
     ids = sorted(_workouts(runner))
     edited, removed = ids[0], ids[1]
     emulator.admin.update_activity(edited, name="Renamed on Strava")
@@ -235,7 +238,7 @@ def test_a_second_sync_reflects_edits_and_deletions(
         athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(hours=2)
     )
 
-    outcome = run_sync(sync_deps, _request_sync(runner))
+    outcome = run_sync(strava_runtime, _request_sync(runner))
 
     assert (outcome.result, outcome.inserted, outcome.updated, outcome.deleted) == ("ok", 1, 1, 1)
     workouts = _workouts(runner)
@@ -244,7 +247,7 @@ def test_a_second_sync_reflects_edits_and_deletions(
     assert removed not in workouts
     assert added["id"] in workouts
     # A sync with nothing new changes nothing.
-    again = run_sync(sync_deps, _request_sync(runner))
+    again = run_sync(strava_runtime, _request_sync(runner))
     assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
 
 
@@ -252,18 +255,18 @@ def test_activities_older_than_the_window_are_not_deleted(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    from app.strava.client import SummaryActivity
-    from app.strava.sync import upsert_workouts
+    from app.strava.ingest import upsert_workouts
+    from app.strava.payloads import SummaryActivity
 
-    runner = _first_sync(api, athlete, enqueued, sync_deps)
+    runner = _first_sync(api, athlete, enqueued, strava_runtime)
     old = SummaryActivity.model_validate(
         {"id": 777_000_000_001, "sport_type": "Run", "start_date": "2020-01-01T07:00:00Z"}
     )
     with session_scope() as session:
         upsert_workouts(session, _rid(runner), [old], utcnow())
-    outcome = run_sync(sync_deps, _request_sync(runner))
+    outcome = run_sync(strava_runtime, _request_sync(runner))
     assert outcome.deleted == 0
     assert old.id in _workouts(runner)
 
@@ -276,9 +279,9 @@ def test_page_two_failing_keeps_page_one_and_deletes_nothing(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _first_sync(api, athlete, enqueued, sync_deps)
+    runner = _first_sync(api, athlete, enqueued, strava_runtime)
     before = _link_row(runner)
     vanished = sorted(_workouts(runner))[0]
     emulator.admin.delete_activity(vanished)
@@ -287,7 +290,7 @@ def test_page_two_failing_keeps_page_one_and_deletes_nothing(
     )
     emulator.admin.add_fault(ACTIVITIES, "status", status=503, count=10, query={"page": "2"})
 
-    outcome = run_sync(sync_deps, _request_sync(runner))
+    outcome = run_sync(strava_runtime, _request_sync(runner))
 
     assert outcome.result == "partial"
     assert outcome.error_code == "strava_unavailable"
@@ -309,7 +312,7 @@ def test_a_short_page_is_not_the_end(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     athlete = emulator.admin.create_athlete(history_days=0)
     now = utcnow()
@@ -321,7 +324,7 @@ def test_a_short_page_is_not_the_end(
     emulator.admin.clear_requests()
     emulator.admin.add_fault(ACTIVITIES, "short_page", count=1, query={"page": "1"})
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     pages = [r["query"]["page"] for r in emulator.admin.requests(path=ACTIVITIES)]
     assert pages == ["1", "2", "3"]
@@ -346,14 +349,14 @@ def test_a_token_expiring_within_five_minutes_is_refreshed_and_rotated_first(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     version = _expire_soon(runner)
     before = _link_row(runner)
     emulator.admin.clear_requests()
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert outcome.result == "ok"
     assert len(emulator.admin.requests(path=TOKEN)) == 1
@@ -368,14 +371,14 @@ def test_a_token_that_expires_during_the_sync_is_refreshed_once(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.clear_requests()
     # Page 1 passes; page 2 finds the token expired (as Strava answers it: 401).
     emulator.admin.add_fault(ACTIVITIES, "status", status=401, count=1, query={"page": "2"})
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert outcome.result == "ok"
     assert len(emulator.admin.requests(path=TOKEN)) == 1
@@ -392,13 +395,13 @@ def test_a_revoked_athlete_gets_one_refresh_attempt_then_reauth_required(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.revoke(athlete["id"])
     emulator.admin.clear_requests()
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert outcome.result == "failed"
     assert outcome.error_code == "reauth_required"
@@ -411,7 +414,7 @@ def test_a_revoked_athlete_gets_one_refresh_attempt_then_reauth_required(
     assert status["sync"]["next_sync_at"] is None
     # Nothing more reaches Strava for this link until the runner reconnects.
     emulator.admin.clear_requests()
-    blocked = run_sync(sync_deps, _request_sync(runner))
+    blocked = run_sync(strava_runtime, _request_sync(runner))
     assert blocked.error_code == "reauth_required"
     assert not emulator.admin.requests()
 
@@ -421,7 +424,7 @@ def test_refresh_refused_marks_reauth_required(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     from app.strava.credentials import LinkCredentials, open_link, seal_link
 
@@ -429,17 +432,17 @@ def test_refresh_refused_marks_reauth_required(
     with session_scope() as session:
         link = service.get_link(session, _rid(runner))
         assert link is not None
-        held = open_link(link, sync_deps.keyring)
+        held = open_link(link, strava_runtime.keyring)
         # A refresh token Strava does not know (say, rotated away by someone else).
         seal_link(
             link,
-            sync_deps.keyring,
+            strava_runtime.keyring,
             LinkCredentials(held.athlete, held.access_token, "0" * 40),
             access_token_expires_at=utcnow() + timedelta(minutes=2),
         )
     emulator.admin.clear_requests()
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert outcome.error_code == "reauth_required"
     assert [r["status"] for r in emulator.admin.requests(path=TOKEN)] == [400]
@@ -452,13 +455,13 @@ def test_refresh_with_strava_down_is_retried_later_and_the_link_stays_linked(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     version = _expire_soon(runner)
     emulator.admin.add_fault(TOKEN, "status", method="POST", status=502, count=1)
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert (outcome.result, outcome.error_code) == ("failed", "strava_unavailable")
     link = _link_row(runner)
@@ -469,7 +472,7 @@ def test_refresh_with_strava_down_is_retried_later_and_the_link_stays_linked(
     retry_at = datetime.fromisoformat(status["error"]["retry_at"])
     assert retry_at == datetime.fromisoformat(status["sync"]["next_sync_at"])
     # Later, Strava is back: the same refresh token works.
-    recovered = run_sync(sync_deps, _request_sync(runner))
+    recovered = run_sync(strava_runtime, _request_sync(runner))
     assert recovered.result == "ok"
     assert runner.status()["error"] is None
 
@@ -479,7 +482,7 @@ def test_two_workers_refreshing_one_link_call_strava_once(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     """Two threads, two database sessions, one link row lock: the loser re-reads the winner's
     tokens instead of spending the rotated refresh token (which would kill the link)."""
@@ -498,14 +501,14 @@ def test_two_workers_refreshing_one_link_call_strava_once(
     def worker() -> None:
         try:
             barrier.wait()
-            client = sync_deps.client_for(lambda _: None)
+            client = strava_runtime.client_for(lambda _: None)
             grants.append(
                 tokens.access_grant(
-                    sync_deps.sessions,
+                    strava_runtime.sessions,
                     link_id,
                     client=client,
-                    keyring=sync_deps.keyring,
-                    budget=sync_deps.budget,
+                    keyring=strava_runtime.keyring,
+                    budget=strava_runtime.budget,
                 )
             )
         except BaseException as exc:
@@ -522,7 +525,7 @@ def test_two_workers_refreshing_one_link_call_strava_once(
     assert len(grants) == 2
     assert grants[0].access_token == grants[1].access_token
     assert {grant.token_version for grant in grants} == {version + 1}
-    assert run_sync(sync_deps, enqueued[-1]).result == "ok"  # both proceed; the link works
+    assert run_sync(strava_runtime, enqueued[-1]).result == "ok"  # both proceed; the link works
 
 
 # --- Strava failures --------------------------------------------------------------------------
@@ -533,20 +536,20 @@ def test_malformed_json_fails_the_sync_and_keeps_the_data(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _first_sync(api, athlete, enqueued, sync_deps)
+    runner = _first_sync(api, athlete, enqueued, strava_runtime)
     stored = set(_workouts(runner))
     emulator.admin.add_fault(ACTIVITIES, "malformed_json", count=1, query={"page": "1"})
 
-    outcome = run_sync(sync_deps, _request_sync(runner))
+    outcome = run_sync(strava_runtime, _request_sync(runner))
 
     assert (outcome.result, outcome.error_code) == ("failed", "sync_failed")
     assert set(_workouts(runner)) == stored
     status = runner.status()
     assert status["sync"]["last_result"] == "failed"
     assert status["error"]["code"] == "sync_failed"
-    assert run_sync(sync_deps, _request_sync(runner)).result == "ok"
+    assert run_sync(strava_runtime, _request_sync(runner)).result == "ok"
     assert runner.status()["error"] is None
 
 
@@ -555,12 +558,12 @@ def test_a_timeout_is_strava_unavailable_with_backoff(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.add_fault(ACTIVITIES, "timeout", count=3, query={"page": "1"})
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert (outcome.result, outcome.error_code) == ("failed", "strava_unavailable")
     first = _link_row(runner)
@@ -568,7 +571,7 @@ def test_a_timeout_is_strava_unavailable_with_backoff(
     assert first.next_sync_at is not None
     assert first.error_retry_at == first.next_sync_at
     emulator.admin.add_fault(ACTIVITIES, "status", status=503, count=3, query={"page": "1"})
-    run_sync(sync_deps, _request_sync(runner))
+    run_sync(strava_runtime, _request_sync(runner))
     second = _link_row(runner)
     assert second.sync_failures == 2
     assert second.next_sync_at is not None
@@ -584,7 +587,7 @@ def test_missing_scope_is_insufficient_scope(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     from app.security import KeyRing
     from app.strava.credentials import LinkCredentials, seal_link
@@ -605,7 +608,7 @@ def test_missing_scope_is_insufficient_scope(
             access_token_expires_at=datetime.fromtimestamp(issued["expires_at"], UTC),
         )
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert outcome.error_code == "insufficient_scope"
     status = runner.status()
@@ -620,7 +623,7 @@ def test_a_429_defers_the_sync_and_stops_every_worker_until_the_window_resets(
     api: TestClient,
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
     tight_rate_limits: None,
 ) -> None:
     first = _link(api, emulator.admin.create_athlete(), enqueued)
@@ -630,8 +633,8 @@ def test_a_429_defers_the_sync_and_stops_every_worker_until_the_window_resets(
     emulator.admin.set_rate_limits(read_limit=(100, 1000), read_usage=(100, 500))
     emulator.admin.clear_requests()
 
-    outcome = run_sync(sync_deps, first_run)
-    other = run_sync(sync_deps, second_run)
+    outcome = run_sync(strava_runtime, first_run)
+    other = run_sync(strava_runtime, second_run)
 
     assert (outcome.result, outcome.error_code) == ("deferred", "rate_limited")
     assert (other.result, other.error_code) == ("deferred", "rate_limited")
@@ -650,7 +653,7 @@ def test_a_429_defers_the_sync_and_stops_every_worker_until_the_window_resets(
     # The window resets: the emulator's counters roll over, the budget's block ends.
     emulator.admin.set_rate_limits(read_usage=(0, 500))
     with time_machine.travel(retry_at + timedelta(seconds=1), tick=True):
-        assert run_sync(sync_deps, _request_sync(first)).result == "ok"
+        assert run_sync(strava_runtime, _request_sync(first)).result == "ok"
     assert first.status()["error"] is None
 
 
@@ -659,13 +662,13 @@ def test_the_daily_limit_defers_until_midnight_utc(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
     tight_rate_limits: None,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     emulator.admin.set_rate_limits(read_limit=(100, 1000), read_usage=(3, 1000))
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     assert outcome.error_code == "rate_limited"
     retry_at = datetime.fromisoformat(runner.status()["error"]["retry_at"])
@@ -678,7 +681,7 @@ def test_the_budget_stops_before_the_limit_without_a_429(
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
     tight_rate_limits: None,
 ) -> None:
     """Once the headers show the window nearly spent, workers stop asking; Strava never says 429."""
@@ -686,7 +689,7 @@ def test_the_budget_stops_before_the_limit_without_a_429(
     emulator.admin.set_rate_limits(read_limit=(100, 1000), read_usage=(94, 500))
     emulator.admin.clear_requests()
 
-    outcome = run_sync(sync_deps, enqueued[-1])
+    outcome = run_sync(strava_runtime, enqueued[-1])
 
     statuses = [r["status"] for r in emulator.admin.requests()]
     assert 429 not in statuses
@@ -703,7 +706,7 @@ def test_unlink_during_a_sync_leaves_no_workouts(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     from waiting import wait_until
 
@@ -712,7 +715,9 @@ def test_unlink_during_a_sync_leaves_no_workouts(
     # Page 1 answers at once; page 2 is held while the runner unlinks.
     emulator.admin.add_fault(ACTIVITIES, "latency", latency_ms=1500, query={"page": "2"})
     outcomes: list[Any] = []
-    thread = threading.Thread(target=lambda: outcomes.append(run_sync(sync_deps, enqueued[-1])))
+    thread = threading.Thread(
+        target=lambda: outcomes.append(run_sync(strava_runtime, enqueued[-1]))
+    )
     thread.start()
     wait_until(lambda: emulator.admin.requests(path=ACTIVITIES))  # page 1 is in hand
 
@@ -728,7 +733,10 @@ def test_unlink_during_a_sync_leaves_no_workouts(
 
 
 def test_manual_sync_coalesces_with_a_queued_or_running_one(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = _link(api, athlete, enqueued)
     queued = runner.post("/api/v1/strava/sync", {})
@@ -750,9 +758,12 @@ def test_manual_sync_coalesces_with_a_queued_or_running_one(
 
 
 def test_a_duplicate_task_message_does_nothing(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     _link(api, athlete, enqueued)
-    assert run_sync(sync_deps, enqueued[-1]).result == "ok"
-    assert run_sync(sync_deps, enqueued[-1]).result == "skipped"
-    assert run_sync(sync_deps, enqueued[-1], redelivered=True).result == "skipped"
+    assert run_sync(strava_runtime, enqueued[-1]).result == "ok"
+    assert run_sync(strava_runtime, enqueued[-1]).result == "skipped"
+    assert run_sync(strava_runtime, enqueued[-1], redelivered=True).result == "skipped"

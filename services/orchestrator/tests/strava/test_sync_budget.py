@@ -146,9 +146,9 @@ def test_concurrent_workers_never_overspend(budget: RateBudget) -> None:
 def test_bulk_upsert_on_sqlite(sqlite_sessions: sessionmaker[Session], tmp_path: Path) -> None:
     """The embedded database takes the same INSERT .. ON CONFLICT DO UPDATE path."""
     from app.runners.models import Runner
-    from app.strava.client import SummaryActivity
-    from app.strava.models import Workout
-    from app.strava.sync import delete_vanished, upsert_workouts
+    from app.strava.ingest import delete_vanished, upsert_workouts
+    from app.strava.payloads import SummaryActivity
+    from app.workouts.models import Workout
     from sqlalchemy import select
 
     runner_id = uuid.uuid4()

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import expect
+from playwright.sync_api import ViewportSize, expect
 
 if TYPE_CHECKING:
     from app.config import Settings
     from playwright.sync_api import BrowserContext, Page, Response
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[4] / "test-output" / "screenshots"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 CALLBACK = "/onboarding/strava/callback"

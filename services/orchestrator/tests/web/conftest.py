@@ -19,7 +19,7 @@ from web.browser_support import PHONE, LiveServer, Visitor
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, ViewportSize
     from strava_emulator.testing import EmulatorHandle
 
 IN_CI = os.environ.get("CI") == "true"
@@ -122,7 +122,7 @@ def new_visitor(
     visitors: list[Visitor] = []
     test_name = request.node.name.removeprefix("test_").replace("[", "-").rstrip("]")
 
-    def make(label: str = "", viewport: dict[str, int] | None = None) -> Visitor:
+    def make(label: str = "", viewport: ViewportSize | None = None) -> Visitor:
         context = browser.new_context(
             viewport=viewport or PHONE,
             locale="en-GB",

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from app.db import session_scope
@@ -141,14 +141,14 @@ def test_the_browser_makes_the_pkce_pair_and_sends_the_verifier_once(
     page = visitor.page
     with page.expect_request(re.compile(r"/api/v1/strava/link-token$")) as token_request:
         visitor.open_consent()
-    token_body = token_request.value.post_data_json
+    token_body = cast(dict[str, Any], token_request.value.post_data_json)
     assert token_body["code_challenge_method"] == "S256"
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token_body["code_challenge"])
     assert token_body["redirect_uri"] == visitor.server.url(CALLBACK)
 
     with page.expect_request(re.compile(r"/api/v1/strava/callback$")) as callback_request:
         visitor.decide(web_athlete["id"])
-    callback_body = callback_request.value.post_data_json
+    callback_body = cast(dict[str, Any], callback_request.value.post_data_json)
     verifier = callback_body["code_verifier"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{64}", verifier)
     assert s256_challenge(verifier) == token_body["code_challenge"]

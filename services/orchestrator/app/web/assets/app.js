@@ -94,7 +94,7 @@ export function restartOnboarding() {
   location.replace(PAGES.profile);
 }
 
-// --- PKCE (RFC 7636) and the Strava link flow (design.md §2) ---
+// --- PKCE (RFC 7636) and the Strava link flow (docs/contract.md §2) ---
 
 function base64url(bytes) {
   let binary = "";
@@ -172,7 +172,7 @@ export function wireConnectButton(button, showError) {
   });
 }
 
-// --- what went wrong, in the runner's words (codes from design.md §3) ---
+// --- what went wrong, in the runner's words (codes from docs/contract.md §3) ---
 
 export const PROBLEMS = {
   access_denied: {

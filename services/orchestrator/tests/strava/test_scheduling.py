@@ -1,5 +1,5 @@
 """The beat side of syncing (app/strava/scheduling.py): spread slots, due links, budget-capped
-batches, recovery of lost runs, deferred deauthorizations."""
+batches, recovery of lost runs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import time_machine
 from app.clock import as_utc, utcnow
 from app.db import session_scope
 from app.strava import scheduling, service
-from app.strava.models import PendingDeauthorization, StravaLink, SyncRun
-from app.strava.sync import SyncDeps, next_slot, run_sync, slot_offset
+from app.strava.models import StravaLink, SyncRun
+from app.strava.runtime import StravaRuntime
+from app.strava.scheduling import next_slot, slot_offset
+from app.strava.sync import run_sync
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -26,7 +28,7 @@ def _rid(runner: Runner) -> uuid.UUID:
     return uuid.UUID(runner.runner_id)
 
 
-def _tick(deps: SyncDeps, enqueued: list[uuid.UUID], **kwargs: Any) -> scheduling.TickReport:
+def _tick(deps: StravaRuntime, enqueued: list[uuid.UUID], **kwargs: Any) -> scheduling.TickReport:
     return scheduling.tick(
         deps, enqueue=enqueued.append, stale_queued=STALE, reserve=0.05, **kwargs
     )
@@ -72,27 +74,27 @@ def test_the_hourly_tick_resyncs_a_due_link(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
-    assert run_sync(sync_deps, enqueued[-1]).result == "ok"
+    assert run_sync(strava_runtime, enqueued[-1]).result == "ok"
     due_at = as_utc(_link(runner).next_sync_at or utcnow())
 
     before = len(enqueued)
-    _tick(sync_deps, enqueued)  # not yet due
+    _tick(strava_runtime, enqueued)  # not yet due
     assert all(run.state == "finished" for run in _runs(runner))
 
     added = emulator.admin.create_activity(
         athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(minutes=40)
     )
     with time_machine.travel(due_at + timedelta(seconds=1), tick=True):
-        report = _tick(sync_deps, enqueued)
+        report = _tick(strava_runtime, enqueued)
         assert report.scheduled >= 1
         mine = [run for run in _runs(runner) if run.state == "queued"]
         assert len(mine) == 1
         assert mine[0].trigger == "schedule"
         assert mine[0].id in enqueued[before:]
-        outcome = run_sync(sync_deps, mine[0].id)
+        outcome = run_sync(strava_runtime, mine[0].id)
     assert outcome.result == "ok"
     # At least the added run: the emulator shares this process's (travelled) clock, so one of
     # the athlete's generated activities may have come due in the same hour.
@@ -107,7 +109,10 @@ def test_the_hourly_tick_resyncs_a_due_link(
 
 
 def test_links_waiting_for_a_reconnect_are_not_scheduled(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
@@ -124,41 +129,50 @@ def test_links_waiting_for_a_reconnect_are_not_scheduled(
 
 
 def test_a_spent_budget_schedules_nothing(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
-    run_sync(sync_deps, enqueued[-1])
+    run_sync(strava_runtime, enqueued[-1])
     with time_machine.travel(as_utc(_link(runner).next_sync_at or utcnow()), tick=True):
-        sync_deps.budget.block(utcnow() + timedelta(minutes=5), "short")
-        report = _tick(sync_deps, enqueued)
+        strava_runtime.budget.block(utcnow() + timedelta(minutes=5), "short")
+        report = _tick(strava_runtime, enqueued)
     assert report.scheduled == 0
     assert report.budget_blocked_until is not None
 
 
 def test_a_forgotten_queued_run_is_enqueued_again_once_per_stale_period(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     linked_runner(api, athlete["id"])
     lost_message = enqueued[-1]  # pretend the broker lost it
     with time_machine.travel(utcnow() + STALE + timedelta(minutes=1), tick=True):
-        first = _tick(sync_deps, enqueued)
-        _tick(sync_deps, enqueued)  # within the next stale period: not sent again
+        first = _tick(strava_runtime, enqueued)
+        _tick(strava_runtime, enqueued)  # within the next stale period: not sent again
     assert first.requeued >= 1
     assert enqueued.count(lost_message) == 2  # the link's enqueue, then the recovery's one
-    assert run_sync(sync_deps, lost_message).result == "ok"
+    assert run_sync(strava_runtime, lost_message).result == "ok"
 
 
 def test_a_run_whose_worker_died_is_failed_and_rescheduled(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
         run = session.get(SyncRun, enqueued[-1])
         assert run is not None
         run.state, run.started_at = "running", utcnow()
-    later = utcnow() + timedelta(seconds=sync_deps.task_time_limit_seconds + 120)
+    later = utcnow() + timedelta(seconds=strava_runtime.task_time_limit_seconds + 120)
     with time_machine.travel(later, tick=True):
-        report = _tick(sync_deps, enqueued)
+        report = _tick(strava_runtime, enqueued)
     assert report.lost >= 1
     (run,) = _runs(runner)
     assert (run.state, run.result, run.error_code) == ("finished", "failed", "sync_failed")
@@ -168,84 +182,20 @@ def test_a_run_whose_worker_died_is_failed_and_rescheduled(
 
 
 def test_a_redelivered_task_takes_over_its_running_run(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> None:
     linked_runner(api, athlete["id"])
     with session_scope() as session:
         run = session.get(SyncRun, enqueued[-1])
         assert run is not None
         run.state, run.started_at, run.attempts = "running", utcnow(), 1
-    assert run_sync(sync_deps, enqueued[-1]).result == "skipped"  # a live duplicate
-    outcome = run_sync(sync_deps, enqueued[-1], redelivered=True)
+    assert run_sync(strava_runtime, enqueued[-1]).result == "skipped"  # a live duplicate
+    outcome = run_sync(strava_runtime, enqueued[-1], redelivered=True)
     assert outcome.result == "ok"
     with session_scope() as session:
         finished = session.get(SyncRun, enqueued[-1])
         assert finished is not None
         assert finished.attempts == 2
-
-
-def test_deferred_deauthorizations_retry_with_backoff_until_strava_answers(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
-) -> None:
-    issued = emulator.admin.issue_tokens(athlete["id"])
-    with session_scope() as session:
-        session.execute(
-            PendingDeauthorization.__table__.delete()  # type: ignore[arg-type]
-        )
-        service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
-    emulator.admin.add_fault("/oauth/deauthorize", "status", method="POST", status=503, count=1)
-    assert scheduling.deauthorize_pending(sync_deps) == 0
-    with session_scope() as session:
-        (pending,) = session.scalars(select(PendingDeauthorization)).all()
-        assert pending.attempts == 1
-        retry_at = as_utc(pending.next_attempt_at)
-    assert retry_at > utcnow()
-    emulator.admin.clear_requests()
-    assert scheduling.deauthorize_pending(sync_deps) == 0  # not due yet: Strava not called
-    assert not emulator.admin.requests(path="/oauth/deauthorize")
-    with time_machine.travel(retry_at + timedelta(seconds=1), tick=True):
-        assert scheduling.deauthorize_pending(sync_deps) == 1
-    assert [r["status"] for r in emulator.admin.requests(path="/oauth/deauthorize")] == [200]
-    with session_scope() as session:
-        assert not session.scalars(select(PendingDeauthorization)).all()
-
-
-def test_a_deauthorization_strava_refuses_with_401_is_settled(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
-) -> None:
-    issued = emulator.admin.issue_tokens(athlete["id"])
-    emulator.admin.revoke(athlete["id"])
-    with session_scope() as session:
-        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
-        service.schedule_deauthorization(session, sync_deps.keyring, issued["access_token"])
-    assert scheduling.deauthorize_pending(sync_deps) == 1
-    with session_scope() as session:
-        assert not session.scalars(select(PendingDeauthorization)).all()
-
-
-def test_a_deferred_deauthorization_refreshes_an_expired_token_first(
-    athlete: dict[str, Any], emulator: EmulatorHandle, sync_deps: SyncDeps
-) -> None:
-    issued = emulator.admin.issue_tokens(athlete["id"])
-    expires_at = datetime.fromtimestamp(int(issued["expires_at"]), UTC)
-    with session_scope() as session:
-        session.execute(PendingDeauthorization.__table__.delete())  # type: ignore[arg-type]
-        service.schedule_deauthorization(
-            session,
-            sync_deps.keyring,
-            issued["access_token"],
-            refresh_token=issued["refresh_token"],
-            access_token_expires_at=expires_at,
-        )
-    emulator.admin.clear_requests()
-    later = timedelta(hours=7)  # Strava stayed down past the access token's 6-hour life
-    emulator.admin.advance_clock(later.total_seconds())
-    try:
-        with time_machine.travel(utcnow() + later, tick=True):
-            assert scheduling.deauthorize_pending(sync_deps) == 1
-    finally:
-        emulator.admin.advance_clock(-later.total_seconds())
-    calls = [(r["path"], r["status"]) for r in emulator.admin.requests(method="POST")]
-    assert calls == [("/oauth/token", 200), ("/oauth/deauthorize", 200)]
-    with session_scope() as session:
-        assert not session.scalars(select(PendingDeauthorization)).all()

@@ -1,4 +1,5 @@
-"""The link flow (issue 2; design.md §2): PKCE, state, the code exchange and every bad input."""
+"""The link flow (issue 2; docs/contract.md §2): PKCE, state, the code exchange and every bad
+input."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time_machine
 from app.clock import utcnow
 from app.db import session_scope
 from app.security import s256_challenge
-from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, Workout
+from app.strava.models import LinkAttempt, StravaLink
 from factories import Runner, consent, link, new_runner, pkce_pair, start_link
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -347,44 +348,6 @@ def test_two_concurrent_callbacks_exchange_the_code_once(
         )
     assert sorted(response.status_code for response in responses) == [200, 400]
     assert len(emulator.admin.requests(path=TOKEN_PATH)) == 1
-
-
-def test_unlink_deauthorizes_and_deletes_tokens_and_workouts(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle
-) -> None:
-    runner = new_runner(api)
-    assert link(runner, athlete["id"])[0] == 200
-    emulator.admin.clear_requests()
-
-    assert runner.delete("/api/v1/strava/link").status_code == 204
-
-    assert len(emulator.admin.requests(path="/oauth/deauthorize")) == 1
-    assert runner.status()["status"] == "not_linked"
-    assert _link_count(runner) == 0
-    with session_scope() as session:
-        assert not session.scalars(
-            select(Workout).where(Workout.runner_id == uuid.UUID(runner.runner_id))
-        ).all()
-    _assert_error(runner.delete("/api/v1/strava/link"), 409, "not_linked")
-
-
-def test_unlink_with_strava_down_deletes_locally_and_retries_later(
-    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle
-) -> None:
-    runner = new_runner(api)
-    assert link(runner, athlete["id"])[0] == 200
-    with session_scope() as session:
-        pending_before = session.scalar(select(func.count()).select_from(PendingDeauthorization))
-    emulator.admin.add_fault(
-        method="POST", path="/oauth/deauthorize", kind="status", status=503, count=10
-    )
-
-    assert runner.delete("/api/v1/strava/link").status_code == 204
-
-    assert _link_count(runner) == 0
-    with session_scope() as session:
-        pending_after = session.scalar(select(func.count()).select_from(PendingDeauthorization))
-    assert pending_after == (pending_before or 0) + 1
 
 
 def test_link_attempt_state_is_stored_hashed(api: TestClient) -> None:

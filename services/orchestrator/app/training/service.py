@@ -1,4 +1,4 @@
-"""The 28-day training load the coach plans from (design.md §3 TrainingLoad)."""
+"""The 28-day training load the coach plans from (docs/contract.md §3 TrainingLoad)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.clock import as_utc, utcnow
-from app.strava.models import Workout
-from app.strava.schemas import TrainingLoad, WeekLoad
+from app.clock import as_utc, utcnow, window_start
+from app.training.schemas import TrainingLoad, WeekLoad
+from app.workouts.models import Workout
 
 
 def training_load(session: Session, runner_id: uuid.UUID, *, window_days: int) -> TrainingLoad:
     now = utcnow()
-    start = now - timedelta(days=window_days)
+    start = window_start(now, window_days)
     runs = session.execute(
         select(Workout.start_date, Workout.distance_m, Workout.moving_time_s).where(
             Workout.runner_id == runner_id, Workout.is_run.is_(True), Workout.start_date >= start

@@ -1,30 +1,14 @@
-"""Prometheus metrics (design.md §4). No activity content (names, routes, heart rate) here.
-
-The API and the workers are separate processes, so metrics use prometheus_client's multiprocess
-mode whenever PROMETHEUS_MULTIPROC_DIR is set (the `serve`, `worker`, `beat` and `dev` commands
-set it, default var/prometheus): every process writes its samples to files there and /metrics on
-the API aggregates them, so the API shows the workers' sync metrics. Without the variable (tests,
-a single process) the default registry is used.
-"""
+"""The Strava counters and their observe_* helpers (docs/contract.md §4). No activity content
+(names, routes, heart rate) here. Registry and multiprocess mode: app/metrics.py."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import Counter, Gauge, Histogram
 
 from app.strava.client import ResponseInfo
 from app.strava.ratelimit import RateLimitSnapshot
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 SYNC_DURATION = Histogram(
     "strava_sync_duration_seconds",
@@ -116,21 +100,3 @@ def observe_sync(
     for change, count in (("inserted", inserted), ("updated", updated), ("deleted", deleted)):
         if count:
             SYNC_ACTIVITIES.labels(change).inc(count)
-
-
-def render_metrics() -> bytes:
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
-
-
-def mark_process_dead(pid: int) -> None:
-    """Drop a finished worker process's live gauges (multiprocess mode only)."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -110,6 +110,26 @@ def test_a_ciphertext_copied_onto_another_link_does_not_decrypt(
             uuid.UUID(alice.runner_id)
         ].athlete_ciphertext
     response = bob.get("/api/v1/strava/status")
-    assert response.status_code == 503
-    assert response.json()["error"] == "key_unavailable"
+    # A key problem is a state the status shows (issue 9), no longer a 503.
+    assert response.status_code == 200
+    assert response.json()["error"]["code"] == "key_unavailable"
     assert alice.status()["status"] == "linked"
+
+
+def test_the_status_shows_the_athlete_without_decrypting_either_token(
+    api: TestClient, athlete: dict[str, Any]
+) -> None:
+    runner = new_runner(api)
+    assert link(runner, athlete["id"])[0] == 200
+    with session_scope() as session:
+        row = session.scalars(
+            select(StravaLink).where(StravaLink.runner_id == uuid.UUID(runner.runner_id))
+        ).one()
+        # Tokens that no key opens: the status must not need them.
+        row.access_token_ciphertext = row.refresh_token_ciphertext = b"\x00" * 40
+
+    status = runner.status()
+
+    assert status["status"] == "linked"
+    assert status["athlete"]["id"] == athlete["id"]
+    assert status["error"] is None
