@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     stale_queued_seconds: int = Field(default=600, ge=1)
     link_attempt_ttl_seconds: int = 600
 
+    # Request bodies above this are refused unread (413); the largest body of the API is < 4 KB.
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Anonymous POST /auth/sessions: at most this many per client address and window (429).
+    session_create_limit: int = Field(default=10, ge=1)
+    session_create_window_seconds: int = Field(default=60, ge=1)
+    # Key prefix of the per-client request counters in Redis.
+    rate_limit_prefix: str = "orchestrator:ratelimit"
+    # A runner's bearer token stops working this long after it was issued (401).
+    session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
     # Where the API is reachable from a browser (printed by `orchestrator dev`, web redirect URI).
     public_base_url: str = "http://127.0.0.1:8000"
     # Sandbox mode only: where the bundled Strava emulator listens.

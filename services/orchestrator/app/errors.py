@@ -24,7 +24,7 @@ class ErrorBody(BaseModel):
 
 # The error responses every API route documents in OpenAPI (422 replaces FastAPI's default shape).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 422, 502, 503)
+    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 413, 422, 502, 503)
 }
 
 
@@ -146,6 +146,27 @@ class ServiceUnavailable(AppError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "The request body is too large."
+
+
+class RateLimited(AppError):
+    """Too many requests from one client; `retry_after` in seconds."""
+
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests. Try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, detail={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "message": message}
     if detail is not None:
@@ -159,12 +180,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def app_error_response(exc: AppError) -> JSONResponse:
+    """The one rendering of a domain error (the handler below, and pure ASGI middleware)."""
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.detail), exc.status, headers=exc.headers()
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.detail), exc.status, headers=exc.headers()
-        )
+        return app_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -184,5 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthenticated", 404: "not_found"}.get(exc.status_code, "invalid_request")
+        code = {401: "unauthenticated", 404: "not_found", 413: "payload_too_large"}.get(
+            exc.status_code, "invalid_request"
+        )
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

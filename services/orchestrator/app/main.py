@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from app.body_limit import BodySizeLimit
 from app.config import Settings, get_settings
 from app.db import engine_for, sessionmaker_for
 from app.errors import ERROR_RESPONSES, install_error_handlers
@@ -72,6 +73,8 @@ def create_app(
     app.include_router(strava.router, responses=ERROR_RESPONSES)
     app.include_router(workouts.router, responses=ERROR_RESPONSES)
     app.include_router(web.router)
+    # Inside the access log (added after it, so the log sees the 413s).
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     @app.middleware("http")
     async def _access_log(

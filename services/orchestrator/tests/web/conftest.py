@@ -8,9 +8,6 @@ Synchronisation is Playwright's auto-waiting `expect(...)` only: no sleeps, no t
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +34,6 @@ CHROMIUM_ARGS = [
 # A ceiling for the slowest step (a first sync through a real worker on a slow CI machine);
 # expect() returns as soon as its condition holds, so this is never a wait.
 EXPECT_TIMEOUT_MS = 30_000
-SERVER_START_TIMEOUT_S = 30.0
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -51,14 +47,12 @@ def _unavailable(what: str, exc: Exception) -> None:
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     """The real API on 127.0.0.1:<free port>, in a background thread, with PUBLIC_BASE_URL set to
     its origin so the web callback is on the redirect allow-list."""
-    import uvicorn
     from app.config import get_settings
     from app.main import create_app
+    from live import base_url_of, reserve_port, serving
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock = reserve_port()
+    base_url = base_url_of(sock)
 
     previous = os.environ.get("PUBLIC_BASE_URL")
     os.environ["PUBLIC_BASE_URL"] = base_url
@@ -68,28 +62,10 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
     live = LiveServer(base_url=base_url, settings=live_settings)
     app = create_app(live_settings, enqueue_sync=live.enqueue)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="orchestrator-live", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:  # readiness poll of the server thread, not a sleep in a test
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the orchestrator did not start")
-        time.sleep(0.01)
     try:
-        yield live
+        with serving(app, sock):
+            yield live
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         if previous is None:
             os.environ.pop("PUBLIC_BASE_URL", None)
         else:
