@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import get_session
-from app.errors import Unauthenticated
+from app.errors import RateLimited, Unauthenticated
 from app.runners import service as runners
 from app.security import KeyRing
+from app.throttle import Throttle
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
@@ -49,3 +50,14 @@ def get_keyring(request: Request) -> KeyRing:
 
 
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
+
+
+def limit_session_creation(request: Request) -> None:
+    """Anonymous session creation, counted per client address (429 with Retry-After)."""
+    throttle: Throttle = request.app.state.session_throttle
+    client = request.client.host if request.client else "unknown"
+    retry_after = throttle.hit(client)
+    if retry_after is not None:
+        raise RateLimited(
+            "Too many new sessions from this address. Try again later.", retry_after=retry_after
+        )

@@ -25,6 +25,7 @@ from app.security import KeyRing
 from app.strava.client import StravaClient, create_http_client
 from app.strava.runtime import api_response_hook, build_strava_client
 from app.strava.scheduling import Enqueue, as_enqueue
+from app.throttle import session_creation_throttle
 
 access_log = structlog.get_logger("orchestrator.access")
 
@@ -61,6 +62,7 @@ def create_app(
     app.state.sessions = sessionmaker_for(settings.database_url)
     app.state.keyring = KeyRing(settings.encryption_keys())
     app.state.strava_client = client
+    app.state.session_throttle = session_creation_throttle(settings)
     if enqueue_sync is None:
         from app.strava.tasks import enqueue_sync as enqueue_with_celery
 

@@ -36,6 +36,9 @@ os.environ.update(
         "TOKEN_ENCRYPTION_KEYS": "q1pEzX0JcDzLm1sXzUTPlTx2sAfE2F1sAlyo3qNQ_5U",
         "STRAVA_REDIRECT_URIS": "coachai://oauth/strava",
         "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+        # The suite creates hundreds of runners from one client; tests/test_runner_sessions.py
+        # checks the per-client limit with a small one of its own.
+        "SESSION_CREATE_LIMIT": "1000000",
     }
 )
 os.environ.pop("REDIS_URL", None)

@@ -28,6 +28,8 @@ class RunnerSession(Base):
         ForeignKey("runners.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The token is refused from then on (Settings.session_ttl_seconds after it was issued).
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Profile(Base):

@@ -15,6 +15,8 @@ class SessionOut(BaseModel):
     runner_id: uuid.UUID
     access_token: str
     token_type: Literal["bearer"] = "bearer"
+    # After this the token is refused (401): start a new session.
+    expires_at: datetime
 
 
 class ProfileIn(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,19 +15,27 @@ from app.runners.schemas import ProfileIn
 from app.security import new_token, token_hash
 
 
-def create_session(session: Session) -> tuple[Runner, str]:
-    """An anonymous onboarding runner and its bearer token (returned once, stored hashed)."""
-    runner = Runner(id=uuid.uuid4(), created_at=utcnow())
+def create_session(session: Session, *, ttl: timedelta) -> tuple[RunnerSession, str]:
+    """An anonymous onboarding runner and its bearer token (returned once, stored hashed),
+    valid for `ttl`."""
+    now = utcnow()
+    runner = Runner(id=uuid.uuid4(), created_at=now)
     token = new_token()
     session.add(runner)
     session.flush()
-    session.add(RunnerSession(token_hash=token_hash(token), runner_id=runner.id))
-    return runner, token
+    runner_session = RunnerSession(
+        token_hash=token_hash(token), runner_id=runner.id, created_at=now, expires_at=now + ttl
+    )
+    session.add(runner_session)
+    return runner_session, token
 
 
 def authenticate(session: Session, token: str) -> uuid.UUID:
+    """The runner of a live token; an unknown or expired one is Unauthenticated."""
     runner_id = session.scalar(
-        select(RunnerSession.runner_id).where(RunnerSession.token_hash == token_hash(token))
+        select(RunnerSession.runner_id).where(
+            RunnerSession.token_hash == token_hash(token), RunnerSession.expires_at > utcnow()
+        )
     )
     if runner_id is None:
         raise Unauthenticated()
