@@ -25,6 +25,7 @@ from app.security import KeyRing
 from app.strava.client import StravaClient, create_http_client
 from app.strava.runtime import api_response_hook, build_strava_client
 from app.strava.scheduling import Enqueue, as_enqueue
+from app.text import escape_controls
 from app.throttle import session_creation_throttle
 
 access_log = structlog.get_logger("orchestrator.access")
@@ -84,12 +85,13 @@ def create_app(
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        # Our own access log: query strings redacted (a callback URL carries `code` and `state`).
+        # Our own access log: query strings redacted (a callback URL carries `code` and `state`),
+        # control characters escaped (an ANSI sequence in a path must not reach a terminal raw).
         access_log.info(
             "http.request",
             method=request.method,
-            path=request.url.path,
-            query=redact_query(request.url.query),
+            path=escape_controls(request.url.path),
+            query=escape_controls(redact_query(request.url.query)),
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.text import PLAIN_TEXT_PATTERN, has_forbidden_chars, is_invisible
 
 
 class SessionCreate(BaseModel):
@@ -22,19 +26,45 @@ class SessionOut(BaseModel):
 class ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str = Field(min_length=1, max_length=80)
-    timezone: str | None = Field(default=None, max_length=64)
-    weekly_distance_goal_km: float | None = Field(default=None, ge=0, le=1000)
+    display_name: str = Field(
+        min_length=1,
+        max_length=80,
+        pattern=PLAIN_TEXT_PATTERN,
+        description="Shown to the runner. No control or bidi-override characters, and not "
+        "only whitespace or zero-width characters (422 otherwise).",
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="An IANA time zone name, e.g. Europe/Berlin (422 otherwise).",
+        examples=["Europe/Berlin"],
+    )
+    # Strict: `false` or "12" is refused, not stored as 0.0 or 12.0.
+    weekly_distance_goal_km: float | None = Field(default=None, ge=0, le=1000, strict=True)
 
-    @field_validator("display_name")
+    @field_validator("display_name", mode="before")
     @classmethod
-    def _strip(cls, value: str) -> str:
+    def _plain_text(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value  # the type check reports it
+        if has_forbidden_chars(value):
+            raise ValueError("display_name must not contain control or bidi-override characters")
         value = value.strip()
-        if not value:
-            raise ValueError("display_name must not be blank")
-        if any(ord(char) < 32 for char in value):
-            raise ValueError("display_name must not contain control characters")
+        if is_invisible(value):
+            raise ValueError("display_name must contain visible characters")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _time_zones():
+            raise ValueError("timezone must be an IANA time zone name, e.g. Europe/Berlin")
+        return value
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 class ProfileOut(BaseModel):
