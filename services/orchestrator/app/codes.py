@@ -58,6 +58,11 @@ class StatusCode(StrEnum):
     SYNC_FAILED = "sync_failed"
     KEY_UNAVAILABLE = "key_unavailable"
     NOT_LINKED = "not_linked"
+    # Why a link attempt failed (shown in a not_linked status).
+    INVALID_STATE = "invalid_state"
+    STATE_EXPIRED = "state_expired"
+    PKCE_MISMATCH = "pkce_mismatch"
+    ATHLETE_ALREADY_LINKED = "athlete_already_linked"
 
 
 # Codes after which nothing works until the runner reconnects.

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow
-from app.codes import RunState, Trigger
+from app.codes import RunState, StatusCode, Trigger
 from app.config import Settings
 from app.errors import (
     AccessDenied,
@@ -143,8 +143,14 @@ def complete_link(
         raise _fail(attempt, StateExpired())
     if not verifier_matches(data.code_verifier, attempt.code_challenge):
         raise _fail(attempt, PkceMismatch())
-    if data.error is not None:
+    if data.error == StatusCode.ACCESS_DENIED:  # the runner pressed Cancel (docs/strava.md §1.4)
         raise _fail(attempt, AccessDenied())
+    if data.error is not None:
+        # Anything else is Strava failing, not the runner cancelling; the value is not echoed.
+        raise _fail(
+            attempt,
+            StravaBadGateway("Strava could not complete the authorization. Try again."),
+        )
 
     scopes = service.parse_scopes(data.scope)
     if not service.READ_SCOPES & set(scopes):
@@ -162,7 +168,11 @@ def complete_link(
     if tokens.athlete is None:
         raise _fail(attempt, StravaBadGateway("Strava's answer did not name the athlete."))
 
-    link = _store_link(session, runner_id, tokens, scopes, keyring=keyring)
+    try:
+        link = _store_link(session, runner_id, tokens, scopes, keyring=keyring)
+    except AthleteAlreadyLinked as exc:
+        # The attempt stays spent: a replay of this state is invalid_state, never a new exchange.
+        raise _fail(attempt, exc) from None
     request_sync(session, runner_id, Trigger.LINK, enqueue=enqueue)
     log.info("strava.linked", runner_id=str(runner_id), scopes=scopes)
     return link
@@ -186,7 +196,8 @@ def _store_link(
     indexes = keyring.blind_indexes(str(credentials.athlete_id))
     holder = session.scalar(select(StravaLink).where(StravaLink.athlete_index.in_(indexes)))
     if holder is not None and holder.runner_id != runner_id:
-        # Deauthorizing here would cut the other runner's link too: just forget these tokens.
+        # Not deauthorized: Strava revokes every token of the athlete at once (docs/strava.md
+        # §1.9), which would cut the holder's link. These tokens are never stored or logged.
         raise AthleteAlreadyLinked()
 
     now = utcnow()

@@ -70,6 +70,10 @@ ERROR_ACTIONS: dict[str, str] = {
     StatusCode.STRAVA_UNAVAILABLE: "wait",
     StatusCode.SYNC_FAILED: "retry",
     StatusCode.KEY_UNAVAILABLE: "none",
+    StatusCode.INVALID_STATE: "retry",
+    StatusCode.STATE_EXPIRED: "retry",
+    StatusCode.PKCE_MISMATCH: "retry",
+    StatusCode.ATHLETE_ALREADY_LINKED: "none",
 }
 ERROR_MESSAGES: dict[str, str] = {
     StatusCode.ACCESS_DENIED: "You cancelled the Strava authorization. "
@@ -85,6 +89,13 @@ ERROR_MESSAGES: dict[str, str] = {
     "the sync will retry automatically.",
     StatusCode.SYNC_FAILED: "The last sync failed. Try again.",
     StatusCode.KEY_UNAVAILABLE: "Your Strava connection cannot be read right now. We are on it.",
+    StatusCode.INVALID_STATE: "This link attempt is no longer valid: it was already used or "
+    "started elsewhere. Connect Strava again from here.",
+    StatusCode.STATE_EXPIRED: "Connecting Strava took longer than allowed. Connect again.",
+    StatusCode.PKCE_MISMATCH: "Strava's answer did not match the request this app made. "
+    "Connect again.",
+    StatusCode.ATHLETE_ALREADY_LINKED: "This Strava account is connected to another Coach George "
+    "account. Disconnect it there first, or connect a different Strava account.",
 }
 PRIVATE_RUNS_MISSING = (
     "Runs you keep private ('Only You') are missing. "
