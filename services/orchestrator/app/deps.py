@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,11 @@ def get_keyring(request: Request) -> KeyRing:
 
 
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
+
+
+def no_store(response: Response) -> None:
+    """For responses that carry a secret (a bearer token, an OAuth `state`): no cache keeps them."""
+    response.headers["Cache-Control"] = "no-store"
 
 
 def limit_session_creation(request: Request) -> None:

@@ -20,7 +20,7 @@ from app.config import Settings, get_settings
 from app.db import engine_for, sessionmaker_for
 from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_query
-from app.routes import auth, profile, strava, web, workouts
+from app.routes import api_docs, auth, profile, strava, web, workouts
 from app.security import KeyRing
 from app.strava.client import StravaClient, create_http_client
 from app.strava.runtime import api_response_hook, build_strava_client
@@ -58,6 +58,9 @@ def create_app(
         version="1.0.0",
         description="Runners, the Strava link flow, activity sync and status.",
         lifespan=lifespan,
+        # FastAPI's pages load scripts from a CDN: routes/api_docs.py serves local ones instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.sessions = sessionmaker_for(settings.database_url)
@@ -76,6 +79,8 @@ def create_app(
     app.include_router(strava.router, responses=ERROR_RESPONSES)
     app.include_router(workouts.router, responses=ERROR_RESPONSES)
     app.include_router(web.router)
+    if settings.sandbox:
+        app.include_router(api_docs.router)
     # Inside the access log (added after it, so the log sees the 413s).
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 

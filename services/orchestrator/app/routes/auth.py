@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends
 
-from app.deps import SessionDep, SettingsDep, limit_session_creation
+from app.deps import SessionDep, SettingsDep, limit_session_creation, no_store
 from app.errors import ErrorBody
 from app.runners import service
 from app.runners.schemas import SessionCreate, SessionOut
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 @router.post(
     "/sessions",
     status_code=201,
-    dependencies=[Depends(limit_session_creation)],
+    dependencies=[Depends(limit_session_creation), Depends(no_store)],
     responses={429: {"model": ErrorBody, "description": "Too many sessions from this client"}},
 )
 def create_session(

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.codes import Trigger
-from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
+from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, no_store
 from app.strava import oauth, scheduling, service
 from app.strava.client import StravaClient
 from app.strava.schemas import (
@@ -39,7 +39,7 @@ def _enqueue(request: Request) -> scheduling.Enqueue:
     return enqueue
 
 
-@router.post("/strava/link-token", status_code=201)
+@router.post("/strava/link-token", status_code=201, dependencies=[Depends(no_store)])
 def create_link_token(
     session: SessionDep, runner_id: RunnerIdDep, settings: SettingsDep, body: LinkTokenIn
 ) -> LinkTokenOut:
@@ -52,7 +52,7 @@ def create_link_token(
     )
 
 
-@router.post("/strava/callback")
+@router.post("/strava/callback", dependencies=[Depends(no_store)])
 def callback(
     request: Request,
     session: SessionDep,
