@@ -8,16 +8,35 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
 from app.runners.schemas import ProfileOut
 from app.training.schemas import TrainingLoad
+
+# What the link flow accepts, declared in OpenAPI. The checks themselves are in oauth.py and
+# answer with the contract's codes (400 invalid_request / invalid_state / pkce_mismatch, not 422).
+S256_CHALLENGE_SCHEMA: JsonDict = {
+    "minLength": 43,
+    "maxLength": 43,
+    "pattern": "^[A-Za-z0-9_-]{43}$",
+}
+STATE_SCHEMA: JsonDict = {"minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z0-9_-]+$"}
+VERIFIER_SCHEMA: JsonDict = {"minLength": 43, "maxLength": 128, "pattern": "^[A-Za-z0-9._~-]+$"}
 
 
 class LinkTokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code_challenge: str = Field(max_length=256)
-    code_challenge_method: str = Field(max_length=16)
+    code_challenge: str = Field(
+        max_length=256,
+        description="BASE64URL(SHA-256(code_verifier)), unpadded; otherwise 400 invalid_request.",
+        json_schema_extra=S256_CHALLENGE_SCHEMA,
+    )
+    code_challenge_method: str = Field(
+        max_length=16,
+        description="Only S256; otherwise 400 invalid_request.",
+        json_schema_extra={"enum": ["S256"]},
+    )
     redirect_uri: str | None = Field(default=None, max_length=2048)
 
 
@@ -32,8 +51,16 @@ class CallbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Generous limits: an oversized state or verifier is a clear invalid_state / pkce_mismatch.
-    state: str = Field(max_length=65536)
-    code_verifier: str = Field(max_length=65536)
+    state: str = Field(
+        max_length=65536,
+        description="The link-token's state; empty, unknown or used: 400 invalid_state.",
+        json_schema_extra=STATE_SCHEMA,
+    )
+    code_verifier: str = Field(
+        max_length=65536,
+        description="RFC 7636 verifier of the link-token's challenge; otherwise 400 pkce_mismatch.",
+        json_schema_extra=VERIFIER_SCHEMA,
+    )
     code: str | None = Field(default=None, max_length=512)
     scope: str | None = Field(default=None, max_length=512)
     error: str | None = Field(default=None, max_length=128)
