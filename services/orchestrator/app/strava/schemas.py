@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from app.runners.schemas import ProfileOut
 from app.training.schemas import TrainingLoad
