@@ -33,7 +33,8 @@ public struct ErrorPresentation: Equatable, Sendable {
 }
 
 /// The contract's error codes (docs/contract.md §3; HTTP errors and `StravaStatus.error.code` share them)
-/// in the runner's words, plus the codes the server emits beyond them (`service_unavailable`).
+/// in the runner's words, plus the codes the server emits beyond them (`service_unavailable`,
+/// `payload_too_large`).
 public enum StravaErrorCatalog {
     /// One switch over the error codes. The Linux CI reads the string literals of this switch and
     /// checks that they are exactly the contract's vocabulary plus every other code the server can
@@ -116,6 +117,12 @@ public enum StravaErrorCatalog {
             title = "Coach George is briefly unavailable"
             message = "Coach George could not take this request just now. It will work again shortly."
             action = .waitUntil(retryAt)
+        case "payload_too_large":
+            // The server refuses request bodies over 64 KB (413); the app's are far smaller, so
+            // this is a bug on our side, never the runner's doing.
+            title = "Coach George could not send this"
+            message = "The request was larger than the server accepts. Update Coach George and try again."
+            action = .none
         case "sync_failed":
             title = "The last sync failed"
             message = "Your recent activities could not be read from Strava. Try again."
