@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from app.runners.schemas import ProfileOut
+from app.text import PLAIN_TEXT_PATTERN
 from app.training.schemas import TrainingLoad
 
 # What the link flow accepts, declared in OpenAPI. The checks themselves are in oauth.py and
@@ -61,9 +62,11 @@ class CallbackIn(BaseModel):
         description="RFC 7636 verifier of the link-token's challenge; otherwise 400 pkce_mismatch.",
         json_schema_extra=VERIFIER_SCHEMA,
     )
-    code: str | None = Field(default=None, max_length=512)
-    scope: str | None = Field(default=None, max_length=512)
-    error: str | None = Field(default=None, max_length=128)
+    # Control characters are refused (422) before anything is spent or exchanged: a NUL in
+    # `scope` would otherwise reach the link row after Strava had issued tokens.
+    code: str | None = Field(default=None, max_length=512, pattern=PLAIN_TEXT_PATTERN)
+    scope: str | None = Field(default=None, max_length=512, pattern=PLAIN_TEXT_PATTERN)
+    error: str | None = Field(default=None, max_length=128, pattern=PLAIN_TEXT_PATTERN)
 
 
 class AthleteOut(BaseModel):

@@ -114,3 +114,23 @@ def test_every_link_failure_has_a_message_of_its_own(code: str) -> None:
     from app.strava.service import status_error
 
     assert FALLBACK not in status_error(code).message
+
+
+@pytest.mark.parametrize("field", ["scope", "code", "error"])
+def test_control_characters_in_the_callback_are_refused_before_any_exchange(
+    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle, field: str
+) -> None:
+    runner = new_runner(api)
+    start = start_link(runner)
+    callback = consent(start.authorize_url, athlete["id"])
+    emulator.admin.clear_requests()
+    callback[field] = callback.get(field, "x") + (",\x00" if field == "scope" else "\x00")
+    response = _callback(runner, {**callback, "code_verifier": start.verifier})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert emulator.admin.requests(path=TOKEN_PATH) == []
+    # The attempt was not spent: the same consent still links.
+    del callback[field]
+    callback.update(consent(start.authorize_url, athlete["id"]))
+    linked = _callback(runner, {**callback, "code_verifier": start.verifier})
+    assert linked.status_code == 200, linked.text
