@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import RunnerIdDep, SessionDep
+from app.text import PLAIN_TEXT_PATTERN
 from app.workouts import service
 from app.workouts.schemas import WorkoutOut, WorkoutPage
 
@@ -21,9 +22,14 @@ def list_workouts(
     runner_id: RunnerIdDep,
     since: datetime | None = None,
     until: datetime | None = None,
-    sport_type: Annotated[str | None, Query(max_length=60)] = None,
+    # The patterns declare what the service accepts; outside them the answer is its 400.
+    sport_type: Annotated[
+        str | None, Query(max_length=60, json_schema_extra={"pattern": PLAIN_TEXT_PATTERN})
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, json_schema_extra={"pattern": "^[A-Za-z0-9_-]*$"})
+    ] = None,
 ) -> WorkoutPage:
     rows, next_cursor = service.list_workouts(
         session,

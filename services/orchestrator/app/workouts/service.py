@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.clock import as_utc
 from app.codes import Source
 from app.errors import InvalidRequest
+from app.text import has_forbidden_chars
 from app.workouts.models import Workout
 
 
@@ -56,7 +57,8 @@ def list_workouts(
     if until is not None:
         query = query.where(Workout.start_date < _utc_bound("until", until))
     if sport_type is not None:
-        if "\x00" in sport_type:  # PostgreSQL text cannot hold NUL: no sport type has one
+        # No sport type has a control character; PostgreSQL text cannot even hold a NUL.
+        if has_forbidden_chars(sport_type):
             raise InvalidRequest("sport_type is not valid.")
         query = query.where(Workout.sport_type == sport_type)
     if cursor is not None:
