@@ -77,17 +77,17 @@ class RedirectUriNotAllowed(AppError):
 
 
 class InvalidState(AppError):
-    code = "invalid_state"
+    code = StatusCode.INVALID_STATE
     default_message = "This link attempt is unknown or was already used. Start again."
 
 
 class StateExpired(AppError):
-    code = "state_expired"
+    code = StatusCode.STATE_EXPIRED
     default_message = "This link attempt expired. Start again."
 
 
 class PkceMismatch(AppError):
-    code = "pkce_mismatch"
+    code = StatusCode.PKCE_MISMATCH
     default_message = "The code_verifier does not match the code_challenge."
 
 
@@ -102,7 +102,7 @@ class InsufficientScope(AppError):
 
 
 class AthleteAlreadyLinked(AppError):
-    code = "athlete_already_linked"
+    code = StatusCode.ATHLETE_ALREADY_LINKED
     status = 409
     default_message = "This Strava athlete is already linked to another Coach George account."
 
@@ -155,7 +155,7 @@ class PayloadTooLarge(AppError):
 class RateLimited(AppError):
     """Too many requests from one client; `retry_after` in seconds."""
 
-    code = "rate_limited"
+    code = StatusCode.RATE_LIMITED
     status = 429
     default_message = "Too many requests. Try again later."
 
