@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,12 @@ VAR_DIR = Path("var")
 # The bundled emulator's application credentials (strava_emulator.config defaults).
 SANDBOX_CLIENT_ID = "1000"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
+# A task's soft time limit (SoftTimeLimitExceeded: the sync records its run, then stops) is this
+# share of the hard limit (the pool process is killed): the rest is left for the recording.
+SOFT_TIME_LIMIT_SHARE = 0.85
+# Tries of one Strava GET (StravaClient's get_attempts): the soft limit must outlast a page whose
+# every try times out, or a slow Strava turns into crashed syncs instead of retried ones.
+STRAVA_GET_ATTEMPTS = 3
 
 
 def _split_commas(value: object) -> object:
@@ -40,7 +47,7 @@ class Settings(BaseSettings):
     strava_scopes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["read", "activity:read_all"]
     )
-    strava_timeout_seconds: float = 10.0
+    strava_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Comma list of base64url 32-byte AES keys; the first encrypts, all decrypt.
     token_encryption_keys: SecretStr | None = None
@@ -118,6 +125,26 @@ class Settings(BaseSettings):
                 f"{' and '.join(missing)} must be set with STRAVA_CLIENT_ID (outside sandbox mode)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _time_limit_outlasts_a_slow_page(self) -> Settings:
+        minimum = self.min_task_time_limit_seconds
+        if self.task_time_limit_seconds < minimum:
+            raise ValueError(
+                f"TASK_TIME_LIMIT_SECONDS={self.task_time_limit_seconds} is too short: with "
+                f"STRAVA_TIMEOUT_SECONDS={self.strava_timeout_seconds:g} it must be at least "
+                f"{minimum}, so that the soft limit ({SOFT_TIME_LIMIT_SHARE:.0%} of it) outlasts "
+                f"one Strava request timing out {STRAVA_GET_ATTEMPTS} times"
+            )
+        return self
+
+    @property
+    def min_task_time_limit_seconds(self) -> int:
+        return math.ceil(STRAVA_GET_ATTEMPTS * self.strava_timeout_seconds / SOFT_TIME_LIMIT_SHARE)
+
+    @property
+    def task_soft_time_limit_seconds(self) -> int:
+        return math.floor(self.task_time_limit_seconds * SOFT_TIME_LIMIT_SHARE)
 
     @property
     def sandbox(self) -> bool:

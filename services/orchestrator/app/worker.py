@@ -73,7 +73,7 @@ def configure(celery: Celery, settings: Settings) -> None:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_seconds,
-        task_soft_time_limit=max(1, settings.task_time_limit_seconds - 30),
+        task_soft_time_limit=settings.task_soft_time_limit_seconds,
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
