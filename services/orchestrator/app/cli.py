@@ -15,7 +15,13 @@ from rich.console import Console
 
 from app.config import get_settings
 
-cli = typer.Typer(help="Coach George orchestrator.", no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="Coach George orchestrator.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A crash prints a traceback without frame locals: they hold keys and tokens.
+    pretty_exceptions_show_locals=False,
+)
 console = Console(stderr=True)
 
 

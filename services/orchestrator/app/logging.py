@@ -1,4 +1,10 @@
-"""structlog set-up: key/value or JSON lines, with secrets redacted by key wherever they appear."""
+"""structlog set-up: key/value or JSON lines, with secrets redacted by key wherever they appear.
+
+Tracebacks are plain text, never with frame locals: a Strava call's frames hold the access token,
+the Authorization header, the refresh token and the client secret (issue 10 item 1). Every
+process configures this: the API in create_app, workers and beat by Celery's init signals
+(worker.py); structlog's own default would render rich tracebacks *with* locals.
+"""
 
 from __future__ import annotations
 
@@ -44,15 +50,20 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
+            # The traceback as plain text (no locals) first, so that _redact sees it too.
             structlog.processors.format_exc_info,
+            _redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import beat_init, worker_init, worker_process_init, worker_process_shutdown
 from sqlalchemy import create_engine, text
 
 from app.clock import local_naive_now
@@ -142,6 +142,16 @@ def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
     mark_process_dead(pid or os.getpid())
 
 
+def _configure_logging(**_: Any) -> None:
+    """Our structlog set-up in the worker and beat too: without it structlog's default renders
+    rich tracebacks with every frame's locals, tokens included (app/logging.py)."""
+    from app.logging import configure_logging
+
+    configure_logging(json=get_settings().log_json)
+
+
+worker_init.connect(_configure_logging, weak=False)
+beat_init.connect(_configure_logging, weak=False)
 worker_process_init.connect(_fresh_connections, weak=False)
 worker_process_shutdown.connect(_forget_process_metrics, weak=False)
 

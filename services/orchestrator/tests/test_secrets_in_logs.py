@@ -50,3 +50,30 @@ def test_a_whole_link_and_unlink_logs_no_secret(
     for response in (linked, replay):
         assert not [name for name, value in secrets.items() if value in response.text]
     assert repr(tokens).count("**********") == 2
+
+
+@pytest.mark.parametrize("json", [False, True], ids=["console", "json"])
+def test_a_logged_traceback_carries_no_frame_locals(
+    json: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import secrets
+
+    import structlog
+    from app.logging import configure_logging
+
+    token = secrets.token_hex(16)  # not a literal: the traceback quotes source lines
+
+    def call_strava(access_token: str) -> None:
+        headers = {"Authorization": f"Bearer {access_token}"}
+        raise RuntimeError(f"failed with {len(headers)} headers")
+
+    configure_logging(json=json)
+    try:
+        call_strava(token)
+    except RuntimeError:
+        structlog.get_logger("test").exception("strava.sync_crashed")
+    logs = capsys.readouterr().err
+    assert "call_strava" in logs  # the traceback is there...
+    assert "failed with 1 headers" in logs
+    assert token not in logs  # ...without the frames' locals
+    assert "Bearer" not in logs

@@ -18,6 +18,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.worker
 
 ACTIVITIES = "/api/v3/athlete/activities"
 VISIBILITY_TIMEOUT_S = 6
+FAULTY_CLI = [sys.executable, str(Path(__file__).with_name("faulty_cli.py"))]
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +70,14 @@ def spawn(
     started: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
 
-    def start(*args: str, ready: str | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        *args: str, ready: str | None = None, fault: str | None = None
+    ) -> subprocess.Popen[bytes]:
         log = tmp_path / f"{args[0]}-{len(started)}.log"
+        # With a fault, the command runs with that fault planted (faulty_cli.py).
+        command = [sys.executable, "-m", "app.cli"] if fault is None else [*FAULTY_CLI, fault]
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *args],
+            [*command, *args],
             env=env,
             cwd=tmp_path,
             stdout=log.open("wb"),
@@ -219,3 +225,56 @@ def test_end_to_end_link_first_sync_hourly_resync_edits_and_deletions(
     assert removed not in after
     assert added["id"] in after
     assert set(after) == _in_window(emulator, athlete["id"])
+
+
+def _link_credentials(runner: Runner, settings: Settings) -> tuple[str, str]:
+    """The link's (access token, refresh token), decrypted as the worker would."""
+    from app.security import KeyRing
+    from app.strava.credentials import open_link
+
+    with session_scope() as session:
+        link = service.get_link(session, _rid(runner))
+        assert link is not None
+        credentials = open_link(link, KeyRing(settings.encryption_keys()))
+    return credentials.access_token, credentials.refresh_token
+
+
+def test_an_unexpected_exception_inside_refresh_and_list_activities_logs_no_secret(
+    process_api: TestClient,
+    process_settings: Settings,
+    emulator: EmulatorHandle,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    # Both links are made before any worker runs, so their first syncs wait on the queue.
+    listing = linked_runner(process_api, emulator.admin.create_athlete()["id"])
+    refreshing = linked_runner(process_api, emulator.admin.create_athlete()["id"])
+    with session_scope() as session:
+        link = service.get_link(session, _rid(refreshing))
+        assert link is not None
+        link.access_token_expires_at = utcnow() - timedelta(minutes=1)  # the sync refreshes first
+    secrets = {
+        "client secret": process_settings.client_secret,
+        **{
+            f"{name} {kind}": value
+            for name, runner in (("listing", listing), ("refreshing", refreshing))
+            for kind, value in zip(
+                ("access token", "refresh token"),
+                _link_credentials(runner, process_settings),
+                strict=True,
+            )
+        },
+    }
+
+    # Every request the worker makes raises inside the HTTP transport, below the client's frames.
+    spawn("worker", "--concurrency", "2", ready="ready.", fault="raise-in-transport")
+    for runner in (listing, refreshing):
+        run = wait_until(partial(_finished, runner, "link"), timeout=60)
+        assert (run.result, run.error_code) == ("failed", "sync_failed")
+
+    logs = "\n".join(path.read_text(errors="replace") for path in tmp_path.glob("*.log"))
+    assert logs.count("strava.sync_crashed") == 2, logs
+    assert "fault planted by the test" in logs  # the tracebacks themselves were logged
+    leaked = [name for name, value in secrets.items() if value in logs]
+    assert leaked == [], logs
+    assert "Bearer" not in logs
