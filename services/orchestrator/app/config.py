@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # visibility timeout, which must be longer or a running sync would be delivered twice.
     task_time_limit_seconds: int = Field(default=600, ge=1)
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    # Deliveries of one sync run: a run whose every attempt died with its process (a poison task,
+    # e.g. one that crashes the interpreter) is failed instead of being redelivered forever.
+    sync_max_attempts: int = Field(default=3, ge=1)
     # A queued sync whose message has not been picked up for this long is enqueued again.
     stale_queued_seconds: int = Field(default=600, ge=1)
     link_attempt_ttl_seconds: int = 600

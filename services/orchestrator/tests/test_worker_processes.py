@@ -30,6 +30,7 @@ from app.strava.models import SyncRun
 from app.workouts.models import Workout
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
+from faulty_cli import EXIT_STATUS
 from sqlalchemy import func, select
 from strava_emulator.testing import EmulatorHandle
 from waiting import wait_until
@@ -278,3 +279,29 @@ def test_an_unexpected_exception_inside_refresh_and_list_activities_logs_no_secr
     leaked = [name for name, value in secrets.items() if value in logs]
     assert leaked == [], logs
     assert "Bearer" not in logs
+
+
+def test_a_sync_that_kills_its_pool_process_fails_after_the_attempt_cap(
+    process_api: TestClient,
+    process_settings: Settings,
+    emulator: EmulatorHandle,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    # Every listing kills the pool process running it: a poison task, rejected back to the
+    # queue by the dying worker and delivered again at once.
+    spawn("worker", "--concurrency", "1", ready="ready.", fault="exit-in-listing")
+    runner = linked_runner(process_api, emulator.admin.create_athlete()["id"])
+
+    run = wait_until(lambda: _finished(runner, "link"), timeout=60)
+
+    cap = process_settings.sync_max_attempts
+    assert (run.result, run.error_code, run.attempts) == ("failed", "sync_failed", cap)
+    logs = "\n".join(path.read_text(errors="replace") for path in tmp_path.glob("*.log"))
+    assert logs.count(f"exited with 'exitcode {EXIT_STATUS}'") == cap  # then it stopped
+    status = runner.status()
+    assert status["sync"]["state"] == "idle"
+    assert status["sync"]["last_result"] == "failed"
+    assert status["error"]["code"] == "sync_failed"
+    assert status["error"]["action"] == "retry"
+    assert status["error"]["retry_at"] is not None  # the link backs off, then tries again

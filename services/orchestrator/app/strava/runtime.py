@@ -100,6 +100,7 @@ class StravaRuntime:
     window_days: int = 28
     interval_seconds: int = 3600
     task_time_limit_seconds: int = 600
+    max_attempts: int = 3
     close: Callable[[], None] = field(default=lambda: None, repr=False)
 
 
@@ -132,6 +133,7 @@ def build_runtime(
         window_days=settings.sync_window_days,
         interval_seconds=settings.sync_interval_seconds,
         task_time_limit_seconds=settings.task_time_limit_seconds,
+        max_attempts=settings.sync_max_attempts,
         close=http.close,
     )
 

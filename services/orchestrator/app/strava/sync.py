@@ -112,14 +112,30 @@ class SyncOutcome:
         }
 
 
+@dataclass(frozen=True)
+class Claim:
+    run: SyncRun
+    # Taken over after every allowed attempt died with its process: fail it, do not run it again.
+    exhausted: bool = False
+
+
 def claim_run(
-    session: Session, run_id: uuid.UUID, now: datetime, *, redelivered: bool, stale_after: timedelta
-) -> SyncRun | None:
+    session: Session,
+    run_id: uuid.UUID,
+    now: datetime,
+    *,
+    redelivered: bool,
+    stale_after: timedelta,
+    max_attempts: int = 3,
+) -> Claim | None:
     """Move the run to `running` for this task, or None when there is nothing to do.
 
     Queued: claimed. Running: taken over only when this delivery is a redelivery (the worker that
     had it died) or it has run longer than any task may, so a duplicate message for a live run
     does nothing. Finished or gone: nothing. The conditional UPDATE makes the claim atomic.
+
+    A running run that already had `max_attempts` attempts is claimed as exhausted, its attempts
+    not counted up: each of them died with its process (a poison task), so the caller fails it.
     """
     run = session.get(SyncRun, run_id, populate_existing=True)
     if run is None:
@@ -130,16 +146,21 @@ def claim_run(
             return None
     elif run.state != RunState.QUEUED:
         return None
+    exhausted = run.state == RunState.RUNNING and run.attempts >= max_attempts
     claimed = session.execute(
         update(SyncRun)
         .where(SyncRun.id == run_id, SyncRun.state == run.state, SyncRun.attempts == run.attempts)
-        .values(state=RunState.RUNNING, started_at=now, attempts=run.attempts + 1)
+        .values(
+            state=RunState.RUNNING,
+            started_at=run.started_at if exhausted else now,
+            attempts=run.attempts if exhausted else run.attempts + 1,
+        )
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
     session.refresh(run)
-    return run
+    return Claim(run, exhausted)
 
 
 def run_sync(
@@ -150,16 +171,19 @@ def run_sync(
     clock = time.perf_counter()
     backfill = False
     with session_scope(runtime.sessions) as session:
-        run = claim_run(
+        claim = claim_run(
             session,
             run_id,
             started,
             redelivered=redelivered,
             stale_after=timedelta(seconds=runtime.task_time_limit_seconds),
+            max_attempts=runtime.max_attempts,
         )
-        if run is None:
+        if claim is None:
             return SyncOutcome(run_id, RunResult.SKIPPED)
+        run = claim.run
         trigger = run.trigger
+        attempts = run.attempts
         runner_id = run.runner_id
         link = session.scalar(select(StravaLink).where(StravaLink.runner_id == runner_id))
         window = window_start(started, runtime.window_days)
@@ -173,11 +197,39 @@ def run_sync(
                 run, started, RunResult.FAILED, code, Listing(), UpsertResult(), 0, None
             )
             link_id = None
+        elif claim.exhausted:
+            log.error(
+                "strava.sync_abandoned",
+                sync_run_id=str(run_id),
+                runner_id=str(runner_id),
+                attempts=attempts,
+            )
+            code = StatusCode.SYNC_FAILED
+            retry_at = record_run(
+                link,
+                RunResult.FAILED,
+                code,
+                None,
+                started,
+                interval_seconds=runtime.interval_seconds,
+            )
+            outcome = _close(
+                run,
+                started,
+                RunResult.FAILED,
+                code,
+                Listing(),
+                UpsertResult(),
+                0,
+                None,
+                retry_at=retry_at,
+            )
+            link_id = None
         else:
             link_id = link.id
             backfill = link.last_success_at is None
     if link_id is None:
-        _report(outcome, trigger, runner_id, time.perf_counter() - clock, attempts=1)
+        _report(outcome, trigger, runner_id, time.perf_counter() - clock, attempts=attempts)
         return outcome
 
     recorder = RunRecorder(runtime.budget)
