@@ -104,27 +104,45 @@ def rotate_keys(
     """Re-encrypt every stored credential with the first key of TOKEN_ENCRYPTION_KEYS.
 
     Idempotent and resumable: each batch commits on its own, and rows already under the
-    primary key are skipped.
+    primary key are skipped. A row no configured key opens is left as it is and reported.
     """
     from rich.progress import Progress
 
     from app.db import get_sessionmaker
+    from app.models import import_all_models
     from app.security import KeyRing
-    from app.strava.credentials import count_stale_rows, rotate_batch
+    from app.strava.credentials import count_stale_rows, rotate_all
 
+    import_all_models()  # the links' foreign keys name other packages' tables
     keyring = KeyRing(get_settings().encryption_keys())
-    factory = get_sessionmaker()
-    with factory() as session:
+    sessions = get_sessionmaker()
+    with sessions() as session:
         total = count_stale_rows(session, keyring)
     with Progress(console=console) as progress:
         task = progress.add_task("re-encrypting", total=total)
-        while True:
-            with factory.begin() as session:
-                done = rotate_batch(session, keyring, batch_size=batch_size)
-            if done == 0:
-                break
-            progress.advance(task, done)
-    console.print(f"[green]{total} rows now under key {keyring.primary_key_id}[/green]")
+        report = rotate_all(
+            sessions,
+            keyring,
+            batch_size=batch_size,
+            progress=lambda done: progress.advance(task, done),
+        )
+    primary = keyring.primary_key_id
+    console.print(f"[green]{report.rotated} rows re-encrypted under key {primary}[/green]")
+    if report.unreadable:
+        console.print(
+            f"[yellow]{len(report.unreadable)} rows could not be decrypted with any configured "
+            "key and were left as they are (their runners see key_unavailable):[/yellow]"
+        )
+        for row in report.unreadable[:_LISTED_UNREADABLE]:
+            console.print(f"  {row.table} {row.row_id} (key id {row.key_id})")
+        if len(report.unreadable) > _LISTED_UNREADABLE:
+            console.print(f"  ... and {len(report.unreadable) - _LISTED_UNREADABLE} more")
+    if report.busy > 0:
+        console.print(f"[yellow]{report.busy} rows were in use: run rotate-keys again[/yellow]")
+
+
+# Unreadable rows named one per line by rotate-keys; beyond that only counted.
+_LISTED_UNREADABLE = 50
 
 
 @cli.command()

@@ -55,6 +55,10 @@ def verifier_matches(verifier: str, challenge: str) -> bool:
 # --- encryption at rest ---
 
 
+_NONCE_BYTES = 12
+_TAG_BYTES = 16  # AES-GCM's authentication tag, appended to the ciphertext
+
+
 class KeyRingError(Exception):
     """A ciphertext cannot be opened: unknown key id, wrong associated data or tampering."""
 
@@ -100,7 +104,7 @@ class KeyRing:
     def encrypt(self, plaintext: str, associated_data: str) -> tuple[str, bytes]:
         """Returns (key_id, nonce || ciphertext)."""
         key = self._keys[0]
-        nonce = secrets.token_bytes(12)
+        nonce = secrets.token_bytes(_NONCE_BYTES)
         sealed = key.aead.encrypt(nonce, plaintext.encode(), associated_data.encode())
         return key.key_id, nonce + sealed
 
@@ -108,8 +112,13 @@ class KeyRing:
         key = self._by_id.get(key_id)
         if key is None:
             raise KeyRingError(f"no configured key has id {key_id}")
+        if len(blob) < _NONCE_BYTES + _TAG_BYTES:
+            # Not a sealed value at all (AESGCM would raise ValueError on a short nonce).
+            raise KeyRingError("ciphertext is shorter than a nonce and a tag")
         try:
-            return key.aead.decrypt(blob[:12], blob[12:], associated_data.encode()).decode()
+            return key.aead.decrypt(
+                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], associated_data.encode()
+            ).decode()
         except InvalidTag as exc:
             raise KeyRingError("ciphertext does not open with its key and associated data") from exc
 

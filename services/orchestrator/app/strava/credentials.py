@@ -4,12 +4,14 @@ and key rotation: re-encrypting rows written under an older key with the primary
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import KeyUnavailable
 from app.security import KeyRing, KeyRingError
@@ -142,6 +144,34 @@ def open_pending_deauthorization(
 
 
 # --- key rotation (`orchestrator rotate-keys`) ---
+# A row that no configured key opens (its key removed, a corrupt or moved ciphertext) is skipped,
+# left as it is and reported, so one bad row never stops the others from being rotated.
+
+SealedRow = StravaLink | PendingDeauthorization
+SealedRowT = TypeVar("SealedRowT", StravaLink, PendingDeauthorization)
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    table: str
+    row_id: uuid.UUID
+    key_id: str
+
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    unreadable: list[UnreadableRow] = field(default_factory=list)
+    # Locked by a sync or an unlink meanwhile (SKIP LOCKED): a second run gets them.
+    busy: int = 0
+
+
+@dataclass
+class BatchResult:
+    rotated: int = 0
+    unreadable: list[UnreadableRow] = field(default_factory=list)
+    # The last row id seen: the next batch starts after it (None: nothing left in the table).
+    last_id: uuid.UUID | None = None
 
 
 def count_stale_rows(session: Session, keyring: KeyRing) -> int:
@@ -153,40 +183,85 @@ def count_stale_rows(session: Session, keyring: KeyRing) -> int:
     return links + pending
 
 
-def rotate_batch(session: Session, keyring: KeyRing, *, batch_size: int) -> int:
-    """Re-encrypt up to `batch_size` stale rows; returns how many (0 when done)."""
-    primary = keyring.primary_key_id
-    links = session.scalars(
-        select(StravaLink)
-        .where(StravaLink.key_id != primary)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
+def rotate_all(
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    *,
+    batch_size: int,
+    progress: Callable[[int], None] = lambda _: None,
+) -> RotationReport:
+    """Every stale row of every sealed table, one committed batch at a time; `progress` gets
+    the number of rows each batch went through."""
+    report = RotationReport()
+    _rotate_table(sessions, keyring, StravaLink, report, batch_size, progress)
+    _rotate_table(sessions, keyring, PendingDeauthorization, report, batch_size, progress)
+    with sessions() as session:
+        report.busy = count_stale_rows(session, keyring) - len(report.unreadable)
+    return report
+
+
+def _rotate_table(
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    table: type[SealedRowT],
+    report: RotationReport,
+    batch_size: int,
+    progress: Callable[[int], None],
+) -> None:
+    after: uuid.UUID | None = None
+    while True:
+        with sessions.begin() as session:
+            batch = rotate_batch(session, keyring, table, after=after, batch_size=batch_size)
+        if batch.last_id is None:
+            return
+        after = batch.last_id
+        report.rotated += batch.rotated
+        report.unreadable.extend(batch.unreadable)
+        progress(batch.rotated + len(batch.unreadable))
+
+
+def rotate_batch(
+    session: Session,
+    keyring: KeyRing,
+    table: type[SealedRowT],
+    *,
+    after: uuid.UUID | None,
+    batch_size: int,
+) -> BatchResult:
+    """Re-encrypt up to `batch_size` rows of `table` not under the primary key, in id order
+    after `after` (so skipped rows are not met again)."""
+    query = select(table).where(table.key_id != keyring.primary_key_id)
+    if after is not None:
+        query = query.where(table.id > after)
+    rows = session.scalars(
+        query.order_by(table.id).limit(batch_size).with_for_update(skip_locked=True)
     ).all()
-    for link in links:
+    result = BatchResult(last_id=rows[-1].id if rows else None)
+    for row in rows:
+        try:
+            _reseal(row, keyring)
+        except KeyUnavailable:
+            result.unreadable.append(UnreadableRow(table.__tablename__, row.id, row.key_id))
+        else:
+            result.rotated += 1
+    return result
+
+
+def _reseal(row: SealedRow, keyring: KeyRing) -> None:
+    """Open with whichever key sealed it, seal with the primary (nothing changes if it fails)."""
+    if isinstance(row, StravaLink):
         seal_link(
-            link,
+            row,
             keyring,
-            open_link(link, keyring),
-            access_token_expires_at=link.access_token_expires_at,
+            open_link(row, keyring),
+            access_token_expires_at=row.access_token_expires_at,
         )
-    remaining = batch_size - len(links)
-    pending_rows = (
-        session.scalars(
-            select(PendingDeauthorization)
-            .where(PendingDeauthorization.key_id != primary)
-            .limit(remaining)
-            .with_for_update(skip_locked=True)
-        ).all()
-        if remaining > 0
-        else []
+        return
+    tokens = open_pending_deauthorization(row, keyring)
+    seal_pending_deauthorization(
+        row,
+        keyring,
+        tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        access_token_expires_at=row.access_token_expires_at,
     )
-    for pending in pending_rows:
-        tokens = open_pending_deauthorization(pending, keyring)
-        seal_pending_deauthorization(
-            pending,
-            keyring,
-            tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            access_token_expires_at=pending.access_token_expires_at,
-        )
-    return len(links) + len(pending_rows)

@@ -7,8 +7,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,3 +135,76 @@ def test_the_status_shows_the_athlete_without_decrypting_either_token(
     assert status["status"] == "linked"
     assert status["athlete"]["id"] == athlete["id"]
     assert status["error"] is None
+
+
+def _rotate_keys_subprocess(keys: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`orchestrator rotate-keys` as an operator runs it: its own process, only its imports."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "rotate-keys", "--batch-size", "2"],
+        env={**os.environ, "TOKEN_ENCRYPTION_KEYS": keys, "COLUMNS": "200"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_rotate_keys_as_a_command_skips_and_reports_unreadable_rows_and_retires_the_old_key(
+    api: TestClient, emulator: Any, key_env: None, tmp_path: Path
+) -> None:
+    runners = [new_runner(api) for _ in range(5)]
+    for runner in runners:
+        assert link(runner, emulator.admin.create_athlete()["id"])[0] == 200
+    good, (short, moved) = runners[:3], runners[3:]
+    with session_scope() as session:
+        rows = {
+            str(row.runner_id): row
+            for row in session.scalars(
+                select(StravaLink).where(
+                    StravaLink.runner_id.in_([uuid.UUID(r.runner_id) for r in runners])
+                )
+            )
+        }
+        # Corrupt rows of two kinds: a ciphertext shorter than a nonce, and one bound to
+        # another row (associated data mismatch).
+        rows[short.runner_id].access_token_ciphertext = b"\x01\x02\x03"
+        rows[moved.runner_id].refresh_token_ciphertext = rows[
+            good[0].runner_id
+        ].refresh_token_ciphertext
+        bad_ids = {str(rows[short.runner_id].id), str(rows[moved.runner_id].id)}
+    old = os.environ["TOKEN_ENCRYPTION_KEYS"]
+    new = _new_key()
+
+    rotated = _rotate_keys_subprocess(f"{new},{old}", tmp_path)
+
+    assert rotated.returncode == 0, rotated.stderr
+    report = rotated.stdout + rotated.stderr
+    assert "could not be decrypted" in report
+    for bad_id in bad_ids:
+        assert bad_id in report  # named, so that an operator can look at the row
+    unreadable = int(re.search(r"(\d+) rows? could not be decrypted", report).group(1))  # type: ignore[union-attr]
+    assert unreadable >= 2  # other tests' corrupt rows share this database
+    with session_scope() as session:
+        key_ids = {
+            str(row.runner_id): row.key_id
+            for row in session.scalars(
+                select(StravaLink).where(
+                    StravaLink.runner_id.in_([uuid.UUID(r.runner_id) for r in runners])
+                )
+            )
+        }
+    assert {key_ids[r.runner_id] for r in good} == {KeyRing([new]).primary_key_id}
+    assert {key_ids[r.runner_id] for r in (short, moved)} == {KeyRing([old]).primary_key_id}
+
+    # The old key retired: every readable link still opens with the new key alone.
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = new
+    get_settings.cache_clear()
+    with TestClient(create_app(get_settings(), enqueue_sync=lambda _: None)) as fresh:
+        for runner in good:
+            response = fresh.get("/api/v1/strava/status", headers=runner.headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "linked"
+
+    # Back under the suite's key for the tests after this one (a second, resumed rotation).
+    back = _rotate_keys_subprocess(f"{old},{new}", tmp_path)
+    assert back.returncode == 0, back.stderr
