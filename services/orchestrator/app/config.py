@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Deliveries of one sync run: a run whose every attempt died with its process (a poison task,
     # e.g. one that crashes the interpreter) is failed instead of being redelivered forever.
     sync_max_attempts: int = Field(default=3, ge=1)
+    # A running sync renews its lease before every Strava request; one not renewed for this long
+    # has lost its worker and is failed (a manual sync then starts a new one) (strava/lease.py).
+    sync_lease_seconds: int = Field(default=120, ge=1)
     # A queued sync whose message has not been picked up for this long is enqueued again.
     stale_queued_seconds: int = Field(default=600, ge=1)
     link_attempt_ttl_seconds: int = 600
@@ -138,6 +141,17 @@ class Settings(BaseSettings):
                 f"STRAVA_TIMEOUT_SECONDS={self.strava_timeout_seconds:g} it must be at least "
                 f"{minimum}, so that the soft limit ({SOFT_TIME_LIMIT_SHARE:.0%} of it) outlasts "
                 f"one Strava request timing out {STRAVA_GET_ATTEMPTS} times"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_slow_page(self) -> Settings:
+        minimum = self.min_task_time_limit_seconds
+        if self.sync_lease_seconds < minimum:
+            raise ValueError(
+                f"SYNC_LEASE_SECONDS={self.sync_lease_seconds} is too short: with "
+                f"STRAVA_TIMEOUT_SECONDS={self.strava_timeout_seconds:g} it must be at least "
+                f"{minimum}, or a live sync waiting on a slow Strava would be declared lost"
             )
         return self
 

@@ -49,3 +49,10 @@ def test_a_time_limit_shorter_than_a_slow_strava_page_is_refused_with_a_clear_me
 def test_the_shortest_accepted_limit_leaves_room_for_a_page_tried_three_times() -> None:
     settings = Settings(task_time_limit_seconds=36, strava_timeout_seconds=10)
     assert settings.task_soft_time_limit_seconds >= 3 * settings.strava_timeout_seconds
+    assert settings.task_soft_time_limit_seconds >= 3 * settings.strava_timeout_seconds
+
+
+def test_a_lease_shorter_than_a_slow_strava_page_is_refused() -> None:
+    with pytest.raises(ValidationError, match="SYNC_LEASE_SECONDS=20 is too short"):
+        Settings(sync_lease_seconds=20, strava_timeout_seconds=10)
+    assert Settings(sync_lease_seconds=36, strava_timeout_seconds=10).sync_lease_seconds == 36

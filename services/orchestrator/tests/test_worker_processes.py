@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from app.clock import utcnow
+import time_machine
+from app.clock import as_utc, utcnow
 from app.db import session_scope
 from app.strava import service
 from app.strava.models import SyncRun
@@ -305,3 +306,41 @@ def test_a_sync_that_kills_its_pool_process_fails_after_the_attempt_cap(
     assert status["error"]["code"] == "sync_failed"
     assert status["error"]["action"] == "retry"
     assert status["error"]["retry_at"] is not None  # the link backs off, then tries again
+
+
+def test_after_a_worker_dies_mid_sync_a_manual_sync_gets_a_new_run_once_the_lease_expires(
+    process_api: TestClient,
+    process_settings: Settings,
+    emulator: EmulatorHandle,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    doomed = spawn("worker", "--pool", "solo", "--concurrency", "1", ready="ready.")
+    emulator.admin.clear_requests()
+    emulator.admin.add_fault(ACTIVITIES, "latency", latency_ms=60_000, query={"page": "2"})
+    runner = linked_runner(process_api, emulator.admin.create_athlete()["id"])
+    wait_until(lambda: emulator.admin.requests(path=ACTIVITIES))  # mid-sync now
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    emulator.admin.clear_faults()
+    (dead,) = _runs(runner)
+    assert dead.state == "running"
+    assert dead.heartbeat_at is not None
+    assert dead.started_at is not None
+    assert as_utc(dead.heartbeat_at) > as_utc(dead.started_at)  # renewed before page 2
+
+    # Within the lease the worker may be alive (a slow page): a manual sync joins its run.
+    joined = runner.post("/api/v1/strava/sync", {})
+    assert joined.status_code == 202, joined.text
+    assert joined.json()["sync_run_id"] == str(dead.id)
+
+    # No worker renews the lease: once it expires (travelled to, not slept), the run is lost and
+    # a manual sync starts a new one at once, minutes before the task time limit would allow.
+    expired = as_utc(dead.heartbeat_at) + timedelta(seconds=process_settings.sync_lease_seconds + 1)
+    with time_machine.travel(expired, tick=True):
+        fresh = runner.post("/api/v1/strava/sync", {})
+    assert fresh.status_code == 202, fresh.text
+    assert fresh.json()["sync_run_id"] != str(dead.id)
+    runs = {str(run.id): run for run in _runs(runner)}
+    assert (runs[str(dead.id)].state, runs[str(dead.id)].result) == ("finished", "failed")
+    assert runs[str(dead.id)].error_code == "sync_failed"
+    assert runs[fresh.json()["sync_run_id"]].state == "queued"

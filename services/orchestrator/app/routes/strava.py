@@ -4,6 +4,7 @@ in app/errors.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -77,9 +78,19 @@ def get_status(
 
 @router.post("/strava/sync", status_code=202)
 def request_sync(
-    request: Request, session: SessionDep, runner_id: RunnerIdDep, _: SyncRequestIn | None = None
+    request: Request,
+    session: SessionDep,
+    runner_id: RunnerIdDep,
+    settings: SettingsDep,
+    _: SyncRequestIn | None = None,
 ) -> SyncQueuedOut:
-    run = scheduling.request_sync(session, runner_id, Trigger.MANUAL, enqueue=_enqueue(request))
+    run = scheduling.request_sync(
+        session,
+        runner_id,
+        Trigger.MANUAL,
+        enqueue=_enqueue(request),
+        lease=timedelta(seconds=settings.sync_lease_seconds),
+    )
     return SyncQueuedOut(sync_run_id=run.id, state=run.state)
 
 

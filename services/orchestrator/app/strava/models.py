@@ -120,6 +120,9 @@ class SyncRun(Base):
     # When the task message was last sent again by the beat tick's recovery (None: never).
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Renewed by the worker before every Strava request of a running sync: a run whose heartbeat
+    # is older than SYNC_LEASE_SECONDS has lost its worker (the lease, app/strava/lease.py).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

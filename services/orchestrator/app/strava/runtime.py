@@ -101,6 +101,7 @@ class StravaRuntime:
     interval_seconds: int = 3600
     task_time_limit_seconds: int = 600
     max_attempts: int = 3
+    lease_seconds: int = 120
     close: Callable[[], None] = field(default=lambda: None, repr=False)
 
 
@@ -134,6 +135,7 @@ def build_runtime(
         interval_seconds=settings.sync_interval_seconds,
         task_time_limit_seconds=settings.task_time_limit_seconds,
         max_attempts=settings.sync_max_attempts,
+        lease_seconds=settings.sync_lease_seconds,
         close=http.close,
     )
 

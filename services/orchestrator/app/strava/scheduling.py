@@ -12,9 +12,9 @@ default):
   window resets; a failure → exponential backoff (`retry_delay`); a code that needs the runner to
   reconnect → never, until they do.
 * **Recovery**: a run still `queued` long after it was enqueued (the broker lost the message, or
-  it was never sent) is enqueued again; a run `running` for longer than the task time limit
-  (its worker died and the broker will not redeliver it, as with the embedded broker) is failed
-  and its link scheduled for a retry.
+  it was never sent) is enqueued again; a `running` run whose lease expired (its worker died and
+  nobody renews it: lease.py) is failed and its link scheduled for a retry; a manual request
+  fails it too and starts a new run at once.
 
 Deferred deauthorizations (unlink could not reach Strava) are retried by service.py.
 """
@@ -39,6 +39,8 @@ from app.clock import as_utc, utcnow
 from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, RunResult, RunState, StatusCode, Trigger
 from app.db import after_commit, session_scope
 from app.errors import NotLinked, ServiceUnavailable
+from app.strava.lease import expired as lease_expired
+from app.strava.lease import expired_before as lease_expired_before
 from app.strava.models import StravaLink, SyncRun
 from app.strava.runtime import StravaRuntime
 from app.strava.service import active_sync, get_link
@@ -47,8 +49,6 @@ log = structlog.get_logger(__name__)
 
 # Requests a scheduled sync usually costs: one page of activities and the empty page after it.
 REQUESTS_PER_SYNC = 2
-# Grace after the task time limit before a `running` run is declared lost.
-LOST_RUN_GRACE = timedelta(seconds=60)
 # The longest wait before a failed sync is tried again (also capped by the sync interval).
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -88,20 +88,33 @@ def request_sync(
     trigger: Trigger,
     *,
     enqueue: Enqueue | Callable[[uuid.UUID], None],
+    lease: timedelta | None = None,
 ) -> SyncRun:
     """Queue a sync of the runner's window, or return the one already queued or running.
 
-    A manual request with the broker down is refused (ServiceUnavailable: 503 + Retry-After)
-    before anything is written."""
+    With `lease`, a running run whose lease expired (its worker is gone: lease.py) is failed like
+    the tick's sweep fails it, and a new run replaces it instead of being returned. A manual
+    request with the broker down is refused (ServiceUnavailable: 503 + Retry-After) before
+    anything is written."""
     enqueue = as_enqueue(enqueue)
     link = get_link(session, runner_id, for_update=True)
     if link is None:
         raise NotLinked()
     active = active_sync(session, runner_id)
-    if active is not None:
+    now = utcnow()
+    lost = (
+        active is not None
+        and active.state == RunState.RUNNING
+        and lease is not None
+        and lease_expired(active, now, lease)
+    )
+    if active is not None and not lost:
         return active
     if trigger == Trigger.MANUAL and not enqueue.available():
         raise ServiceUnavailable("Syncing is unavailable right now. Try again in a minute.")
+    if active is not None:  # lost; the link is locked above, so the order is link, then run
+        _fail_lost(active, link, now, interval_seconds=None)
+        session.flush()  # before the new run: one active run per runner (a unique index)
     run = SyncRun(
         id=uuid.uuid4(),
         runner_id=runner_id,
@@ -235,11 +248,12 @@ def recover_stale_runs(
     now: datetime,
     enqueue: Enqueue,
     stale_queued: timedelta,
-    time_limit: timedelta,
+    lease: timedelta,
     interval_seconds: int,
     limit: int = 500,
 ) -> tuple[int, int]:
-    """Re-enqueue forgotten queued runs and fail lost running ones; returns (requeued, lost)."""
+    """Re-enqueue forgotten queued runs and fail running ones whose lease expired (their worker
+    is gone: lease.py); returns (requeued, lost)."""
     queued_cutoff = now - stale_queued
     stale = list(
         session.scalars(
@@ -258,27 +272,38 @@ def recover_stale_runs(
     lost = list(
         session.scalars(
             select(SyncRun)
-            .where(
-                SyncRun.state == RunState.RUNNING,
-                SyncRun.started_at < now - time_limit - LOST_RUN_GRACE,
-            )
+            .where(SyncRun.state == RunState.RUNNING, lease_expired_before(now - lease))
             .limit(limit)
         )
     )
+    failed = 0
     for run in lost:
-        finish_run(run, now, RunResult.FAILED, StatusCode.SYNC_FAILED)
+        # The link first, then its run (the lock order of request_sync and the sync's write).
         link = get_link(session, run.runner_id, for_update=True)
-        if link is not None:
-            record_run(
-                link,
-                RunResult.FAILED,
-                StatusCode.SYNC_FAILED,
-                None,
-                now,
-                interval_seconds=interval_seconds,
-            )
-        log.warning("strava.sync_lost", sync_run_id=str(run.id), runner_id=str(run.runner_id))
-    return len(stale), len(lost)
+        session.refresh(run, with_for_update=True)
+        if run.state != RunState.RUNNING or not lease_expired(run, now, lease):
+            continue  # its worker renewed the lease, or a manual sync replaced it, meanwhile
+        _fail_lost(run, link, now, interval_seconds=interval_seconds)
+        failed += 1
+    return len(stale), failed
+
+
+def _fail_lost(
+    run: SyncRun, link: StravaLink | None, now: datetime, *, interval_seconds: int | None
+) -> None:
+    """Finish a running run whose worker is gone as failed; with `interval_seconds` its link
+    backs off too (the tick), without it a new run follows at once (a manual request)."""
+    finish_run(run, now, RunResult.FAILED, StatusCode.SYNC_FAILED)
+    if link is not None and interval_seconds is not None:
+        record_run(
+            link,
+            RunResult.FAILED,
+            StatusCode.SYNC_FAILED,
+            None,
+            now,
+            interval_seconds=interval_seconds,
+        )
+    log.warning("strava.sync_lost", sync_run_id=str(run.id), runner_id=str(run.runner_id))
 
 
 def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -319,7 +344,7 @@ def tick(
             now=now,
             enqueue=enqueue,
             stale_queued=stale_queued,
-            time_limit=timedelta(seconds=runtime.task_time_limit_seconds),
+            lease=timedelta(seconds=runtime.lease_seconds),
             interval_seconds=runtime.interval_seconds,
         )
     view = runtime.budget.view(now)

@@ -32,7 +32,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.clock import as_utc, utcnow, window_start
+from app.clock import utcnow, window_start
 from app.codes import RECONNECT_CODES, RunResult, RunState, StatusCode
 from app.db import session_scope
 from app.errors import AppError, KeyUnavailable, NotLinked, ReauthRequired
@@ -48,6 +48,9 @@ from app.strava.client import (
     StravaUnreachable,
 )
 from app.strava.ingest import UpsertResult, delete_vanished, upsert_workouts
+from app.strava.lease import LeaseLost
+from app.strava.lease import expired as lease_expired
+from app.strava.lease import renew as renew_lease
 from app.strava.models import StravaLink, SyncRun
 from app.strava.payloads import SummaryActivity
 from app.strava.ratelimit import RateLimitSnapshot
@@ -125,14 +128,15 @@ def claim_run(
     now: datetime,
     *,
     redelivered: bool,
-    stale_after: timedelta,
+    lease: timedelta,
     max_attempts: int = 3,
 ) -> Claim | None:
     """Move the run to `running` for this task, or None when there is nothing to do.
 
     Queued: claimed. Running: taken over only when this delivery is a redelivery (the worker that
-    had it died) or it has run longer than any task may, so a duplicate message for a live run
-    does nothing. Finished or gone: nothing. The conditional UPDATE makes the claim atomic.
+    had it died) or the run's lease expired (its worker stopped renewing it: lease.py), so a
+    duplicate message for a live run does nothing. Finished or gone: nothing. The conditional
+    UPDATE makes the claim atomic.
 
     A running run that already had `max_attempts` attempts is claimed as exhausted, its attempts
     not counted up: each of them died with its process (a poison task), so the caller fails it.
@@ -141,8 +145,7 @@ def claim_run(
     if run is None:
         return None
     if run.state == RunState.RUNNING:
-        started = as_utc(run.started_at) if run.started_at is not None else None
-        if not (redelivered or started is None or started < now - stale_after):
+        if not (redelivered or lease_expired(run, now, lease)):
             return None
     elif run.state != RunState.QUEUED:
         return None
@@ -153,6 +156,7 @@ def claim_run(
         .values(
             state=RunState.RUNNING,
             started_at=run.started_at if exhausted else now,
+            heartbeat_at=now,
             attempts=run.attempts if exhausted else run.attempts + 1,
         )
         .execution_options(synchronize_session=False)
@@ -176,7 +180,7 @@ def run_sync(
             run_id,
             started,
             redelivered=redelivered,
-            stale_after=timedelta(seconds=runtime.task_time_limit_seconds),
+            lease=timedelta(seconds=runtime.lease_seconds),
             max_attempts=runtime.max_attempts,
         )
         if claim is None:
@@ -240,7 +244,11 @@ def run_sync(
         grant = tokens.access_grant(
             runtime.sessions, link_id, client=client, keyring=runtime.keyring, budget=runtime.budget
         )
-        _list_window(runtime, client, recorder, link_id, grant, after, listing)
+        _list_window(runtime, client, recorder, link_id, grant, after, listing, (run_id, attempts))
+    except LeaseLost:
+        # Declared lost (or taken over) while this worker was slow: the run is someone else's.
+        log.warning("strava.sync_lease_lost", sync_run_id=str(run_id), attempts=attempts)
+        return SyncOutcome(run_id, RunResult.SKIPPED)
     except (StravaError, AppError, BudgetSpent, ListingTooLong) as exc:
         error = exc
     except Exception as exc:  # a bug or a time limit: record the run as failed, then re-raise
@@ -251,10 +259,14 @@ def run_sync(
     except Exception:  # the budget's store is down: the run's own outcome matters more
         log.exception("strava.budget_record_failed", sync_run_id=str(run_id))
 
-    with session_scope(runtime.sessions) as session:
-        outcome, upserted, attempts = _write(
-            session, runtime, run_id, link_id, listing, error, recorder, window
-        )
+    try:
+        with session_scope(runtime.sessions) as session:
+            outcome, upserted = _write(
+                session, runtime, run_id, attempts, link_id, listing, error, recorder, window
+            )
+    except LeaseLost:
+        log.warning("strava.sync_lease_lost", sync_run_id=str(run_id), attempts=attempts)
+        return SyncOutcome(run_id, RunResult.SKIPPED)
     committed = utcnow()
     if upserted.inserted_ends and not backfill:
         metrics.observe_ingestion_lag(committed, upserted.inserted_ends)
@@ -274,12 +286,14 @@ def _list_window(
     grant: tokens.AccessGrant,
     after: int,
     listing: Listing,
+    attempt: tuple[uuid.UUID, int],
 ) -> None:
     page = 1
     refreshed = False
     while True:
         if page > MAX_PAGES:
             raise ListingTooLong(f"more than {MAX_PAGES} pages")
+        renew_lease(runtime.sessions, *attempt, utcnow())
         recorder.flush()
         runtime.budget.acquire(utcnow())
         try:
@@ -335,17 +349,21 @@ def _write(
     session: Session,
     runtime: StravaRuntime,
     run_id: uuid.UUID,
+    attempts: int,
     link_id: uuid.UUID,
     listing: Listing,
     error: Exception | None,
     recorder: RunRecorder,
     window: datetime,
-) -> tuple[SyncOutcome, UpsertResult, int]:
-    run = session.get(SyncRun, run_id, populate_existing=True)
-    assert run is not None
+) -> tuple[SyncOutcome, UpsertResult]:
     # Re-check the link under lock: an unlink that committed first leaves nothing to write to,
-    # and one that comes later waits for this transaction and then deletes what it wrote.
+    # and one that comes later waits for this transaction and then deletes what it wrote. The
+    # link is locked before its run, as everywhere (request_sync, the tick's sweep).
     link = tokens.lock_link(session, link_id)
+    run = session.get(SyncRun, run_id, populate_existing=True, with_for_update=True)
+    assert run is not None
+    if run.state != RunState.RUNNING or run.attempts != attempts:
+        raise LeaseLost(str(run_id))  # declared lost, or taken over, while the listing ran
     now = utcnow()
     code: str | None
     code, retry_at = classify(error) if error is not None else (None, None)
@@ -372,7 +390,7 @@ def _write(
     outcome = _close(
         run, now, result, code, listing, upserted, deleted, recorder, retry_at=retry_at
     )
-    return outcome, upserted, run.attempts
+    return outcome, upserted
 
 
 def _close(

@@ -181,6 +181,31 @@ def test_a_run_whose_worker_died_is_failed_and_rescheduled(
     assert runner.status()["sync"]["state"] == "idle"
 
 
+def test_a_running_run_whose_lease_expired_is_failed_long_before_the_time_limit(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+) -> None:
+    runner = linked_runner(api, athlete["id"])
+    started = utcnow()
+    with session_scope() as session:
+        run = session.get(SyncRun, enqueued[-1])
+        assert run is not None
+        run.state, run.started_at, run.heartbeat_at = "running", started, started
+    lease = timedelta(seconds=strava_runtime.lease_seconds)
+    with time_machine.travel(started + lease - timedelta(seconds=5), tick=True):
+        assert _tick(strava_runtime, enqueued).lost == 0  # its worker may still be alive
+    later = started + lease + timedelta(seconds=1)
+    assert later < started + timedelta(seconds=strava_runtime.task_time_limit_seconds)
+    with time_machine.travel(later, tick=True):
+        report = _tick(strava_runtime, enqueued)
+    assert report.lost >= 1
+    (run,) = _runs(runner)
+    assert (run.state, run.result, run.error_code) == ("finished", "failed", "sync_failed")
+    assert runner.status()["sync"]["state"] == "idle"
+
+
 def test_a_redelivered_task_takes_over_its_running_run(
     api: TestClient,
     athlete: dict[str, Any],
