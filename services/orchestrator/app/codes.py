@@ -69,3 +69,6 @@ class StatusCode(StrEnum):
 RECONNECT_CODES = frozenset(
     {StatusCode.REAUTH_REQUIRED, StatusCode.REVOKED, StatusCode.INSUFFICIENT_SCOPE}
 )
+# Codes after which the beat stops scheduling the link: nothing works until the runner reconnects
+# or (key_unavailable) an operator restores the key; a manual sync may still try.
+UNSCHEDULED_CODES = RECONNECT_CODES | {StatusCode.KEY_UNAVAILABLE}

@@ -55,6 +55,18 @@ TOKEN_REFRESHES = Counter(
     "invalid_grant (reconnect needed), unavailable, rate_limited, error.",
     ["outcome"],
 )
+LINKS_KEY_UNAVAILABLE = Gauge(
+    "strava_links_key_unavailable",
+    "Links whose stored credentials no configured key opens (set by the beat tick): not "
+    "scheduled until the key is back (TOKEN_ENCRYPTION_KEYS) or the runner reconnects.",
+    multiprocess_mode="mostrecent",
+)
+UNLINKS_WITHOUT_DEAUTHORIZATION = Counter(
+    "strava_unlinks_without_deauthorization_total",
+    "Unlinks that could not revoke the grant at Strava, by reason (key_unavailable: the stored "
+    "tokens cannot be decrypted).",
+    ["reason"],
+)
 DEAUTHORIZATIONS = Counter(
     "strava_deferred_deauthorizations_total",
     "Retries of deferred deauthorizations by outcome: done, retry.",

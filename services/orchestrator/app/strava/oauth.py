@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import structlog
@@ -22,6 +23,7 @@ from app.errors import (
     InsufficientScope,
     InvalidRequest,
     InvalidState,
+    KeyUnavailable,
     PkceMismatch,
     ProfileRequired,
     ReauthRequired,
@@ -39,7 +41,7 @@ from app.security import (
 )
 from app.strava import service
 from app.strava.client import InvalidGrant, StravaClient, StravaError
-from app.strava.credentials import LinkCredentials, open_link, seal_link
+from app.strava.credentials import LinkCredentials, open_athlete, open_link, seal_link
 from app.strava.models import LinkAttempt, StravaLink, SyncRun
 from app.strava.payloads import TokenResponse
 from app.strava.scheduling import Enqueue, request_sync
@@ -178,6 +180,13 @@ def complete_link(
     return link
 
 
+def _athlete_if_readable(link: StravaLink, keyring: KeyRing) -> dict[str, Any] | None:
+    try:
+        return open_athlete(link, keyring)
+    except KeyUnavailable:
+        return None
+
+
 def _store_link(
     session: Session,
     runner_id: uuid.UUID,
@@ -202,17 +211,30 @@ def _store_link(
 
     now = utcnow()
     link = service.get_link(session, runner_id, for_update=True)
-    if link is not None and open_link(link, keyring).athlete_id != credentials.athlete_id:
-        # A different athlete replaces the old link cleanly: its data goes, its grant is revoked.
-        old = open_link(link, keyring)
+    old: LinkCredentials | None = None
+    previous: dict[str, Any] | None = None
+    if link is not None:
+        try:
+            old = open_link(link, keyring)
+            previous = old.athlete
+        except KeyUnavailable:
+            # Unreadable (key removed, corrupt row): the fresh tokens replace it. Its athlete may
+            # still open; when it does not, the row is taken for the same athlete (the sync that
+            # follows reconciles the window either way).
+            log.warning("strava.unreadable_link_replaced", runner_id=str(runner_id))
+            previous = _athlete_if_readable(link, keyring)
+    if link is not None and previous is not None and int(previous["id"]) != credentials.athlete_id:
+        # A different athlete replaces the old link cleanly: its data goes, its grant is revoked
+        # (when its tokens can still be read).
         service.delete_strava_data(session, runner_id)
-        service.schedule_deauthorization(
-            session,
-            keyring,
-            old.access_token,
-            refresh_token=old.refresh_token,
-            access_token_expires_at=as_utc(link.access_token_expires_at),
-        )
+        if old is not None:
+            service.schedule_deauthorization(
+                session,
+                keyring,
+                old.access_token,
+                refresh_token=old.refresh_token,
+                access_token_expires_at=as_utc(link.access_token_expires_at),
+            )
         session.execute(
             delete(SyncRun).where(SyncRun.runner_id == runner_id, SyncRun.state == RunState.QUEUED)
         )

@@ -36,11 +36,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow
-from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, RunResult, RunState, StatusCode, Trigger
+from app.codes import (
+    ACTIVE_RUN_STATES,
+    UNSCHEDULED_CODES,
+    RunResult,
+    RunState,
+    StatusCode,
+    Trigger,
+)
 from app.db import after_commit, session_scope
 from app.errors import NotLinked, ServiceUnavailable
 from app.strava.lease import expired as lease_expired
 from app.strava.lease import expired_before as lease_expired_before
+from app.strava.metrics import LINKS_KEY_UNAVAILABLE
 from app.strava.models import StravaLink, SyncRun
 from app.strava.runtime import StravaRuntime
 from app.strava.service import active_sync, get_link
@@ -194,9 +202,9 @@ def record_run(
         return None
     link.error_code = code
     link.error_message = None
-    if code in RECONNECT_CODES:
+    if code in UNSCHEDULED_CODES:
         link.error_retry_at = None
-        link.next_sync_at = None  # nothing works until the runner reconnects
+        link.next_sync_at = None  # nothing works until the runner reconnects (or the key is back)
         return None
     if code == StatusCode.RATE_LIMITED:
         assert retry_at is not None
@@ -318,7 +326,7 @@ def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUI
                 or_(StravaLink.next_sync_at.is_(None), StravaLink.next_sync_at <= now),
                 or_(
                     StravaLink.error_code.is_(None),
-                    StravaLink.error_code.not_in(RECONNECT_CODES),
+                    StravaLink.error_code.not_in(UNSCHEDULED_CODES),
                 ),
                 ~active,
             )
@@ -346,6 +354,12 @@ def tick(
             stale_queued=stale_queued,
             lease=timedelta(seconds=runtime.lease_seconds),
             interval_seconds=runtime.interval_seconds,
+        )
+        LINKS_KEY_UNAVAILABLE.set(
+            session.scalar(
+                select(func.count()).where(StravaLink.error_code == StatusCode.KEY_UNAVAILABLE)
+            )
+            or 0
         )
     view = runtime.budget.view(now)
     if view.blocked_until is not None:

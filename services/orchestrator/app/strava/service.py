@@ -42,13 +42,14 @@ from app.security import KeyRing
 from app.strava.budget import BudgetSpent
 from app.strava.client import InvalidClient, RateLimited, StravaAuthError, StravaClient, StravaError
 from app.strava.credentials import (
+    LinkCredentials,
     PendingTokens,
     open_athlete,
     open_link,
     open_pending_deauthorization,
     seal_pending_deauthorization,
 )
-from app.strava.metrics import DEAUTHORIZATIONS
+from app.strava.metrics import DEAUTHORIZATIONS, UNLINKS_WITHOUT_DEAUTHORIZATION
 from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
@@ -276,15 +277,30 @@ def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: Str
     link = get_link(session, runner_id, for_update=True)
     if link is None:
         raise NotLinked()
-    credentials = open_link(link, keyring)
-    latest = PendingTokens(
-        access_token=credentials.access_token,
-        refresh_token=credentials.refresh_token,
-        access_token_expires_at=as_utc(link.access_token_expires_at),
-    )
+    try:
+        credentials: LinkCredentials | None = open_link(link, keyring)
+    except KeyUnavailable:
+        credentials = None
+    expires_at = as_utc(link.access_token_expires_at)
     session.delete(link)
     deleted = delete_strava_data(session, runner_id)
     session.flush()
+    if credentials is None:
+        # The runner can always disconnect and have their data deleted; the grant at Strava
+        # cannot be revoked without its tokens (the athlete can still revoke it on Strava).
+        UNLINKS_WITHOUT_DEAUTHORIZATION.labels(StatusCode.KEY_UNAVAILABLE).inc()
+        log.warning(
+            "strava.deauthorize_skipped",
+            runner_id=str(runner_id),
+            reason=StatusCode.KEY_UNAVAILABLE,
+        )
+        log.info("strava.unlinked", runner_id=str(runner_id), workouts_deleted=deleted)
+        return
+    latest = PendingTokens(
+        access_token=credentials.access_token,
+        refresh_token=credentials.refresh_token,
+        access_token_expires_at=expires_at,
+    )
 
     def keep(tokens: PendingTokens) -> None:
         nonlocal latest

@@ -208,3 +208,19 @@ def test_rotate_keys_as_a_command_skips_and_reports_unreadable_rows_and_retires_
     # Back under the suite's key for the tests after this one (a second, resumed rotation).
     back = _rotate_keys_subprocess(f"{old},{new}", tmp_path)
     assert back.returncode == 0, back.stderr
+
+
+def test_a_key_removed_from_the_ring_shows_key_unavailable_not_a_503(
+    api: TestClient, athlete: dict[str, Any], key_env: None
+) -> None:
+    runner = new_runner(api)
+    assert link(runner, athlete["id"])[0] == 200
+    os.environ["TOKEN_ENCRYPTION_KEYS"] = _new_key()  # the link's key is no longer configured
+    get_settings.cache_clear()
+    with TestClient(create_app(get_settings(), enqueue_sync=lambda _: None)) as rotated_away:
+        response = rotated_away.get("/api/v1/strava/status", headers=runner.headers)
+        unlinked = rotated_away.delete("/api/v1/strava/link", headers=runner.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["error"]["code"] == "key_unavailable"
+    assert response.json()["athlete"] is None
+    assert unlinked.status_code == 204, unlinked.text  # the runner can still disconnect
