@@ -99,7 +99,6 @@ class StravaRuntime:
     client_for: Callable[[Callable[[ResponseInfo], None]], StravaClient]
     window_days: int = 28
     interval_seconds: int = 3600
-    task_time_limit_seconds: int = 600
     max_attempts: int = 3
     lease_seconds: int = 120
     close: Callable[[], None] = field(default=lambda: None, repr=False)
@@ -133,7 +132,6 @@ def build_runtime(
         client_for=client_for,
         window_days=settings.sync_window_days,
         interval_seconds=settings.sync_interval_seconds,
-        task_time_limit_seconds=settings.task_time_limit_seconds,
         max_attempts=settings.sync_max_attempts,
         lease_seconds=settings.sync_lease_seconds,
         close=http.close,

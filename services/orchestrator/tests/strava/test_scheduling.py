@@ -10,6 +10,7 @@ from typing import Any
 
 import time_machine
 from app.clock import as_utc, utcnow
+from app.config import Settings
 from app.db import session_scope
 from app.strava import scheduling, service
 from app.strava.models import StravaLink, SyncRun
@@ -164,13 +165,14 @@ def test_a_run_whose_worker_died_is_failed_and_rescheduled(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
+    settings: Settings,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     with session_scope() as session:
         run = session.get(SyncRun, enqueued[-1])
         assert run is not None
         run.state, run.started_at = "running", utcnow()
-    later = utcnow() + timedelta(seconds=strava_runtime.task_time_limit_seconds + 120)
+    later = utcnow() + timedelta(seconds=settings.task_time_limit_seconds + 120)
     with time_machine.travel(later, tick=True):
         report = _tick(strava_runtime, enqueued)
     assert report.lost >= 1
@@ -186,6 +188,7 @@ def test_a_running_run_whose_lease_expired_is_failed_long_before_the_time_limit(
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
     strava_runtime: StravaRuntime,
+    settings: Settings,
 ) -> None:
     runner = linked_runner(api, athlete["id"])
     started = utcnow()
@@ -197,7 +200,7 @@ def test_a_running_run_whose_lease_expired_is_failed_long_before_the_time_limit(
     with time_machine.travel(started + lease - timedelta(seconds=5), tick=True):
         assert _tick(strava_runtime, enqueued).lost == 0  # its worker may still be alive
     later = started + lease + timedelta(seconds=1)
-    assert later < started + timedelta(seconds=strava_runtime.task_time_limit_seconds)
+    assert later < started + timedelta(seconds=settings.task_time_limit_seconds)
     with time_machine.travel(later, tick=True):
         report = _tick(strava_runtime, enqueued)
     assert report.lost >= 1
