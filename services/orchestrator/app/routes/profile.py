@@ -23,10 +23,14 @@ def get_summary(
     session: SessionDep, runner_id: RunnerIdDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
     profile = runners.get_profile(session, runner_id)
+    distance, load = training.summary(
+        session, runner_id, profile, window_days=settings.sync_window_days
+    )
     return ProfileSummary(
         profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
         strava=strava.get_status(
             session, runner_id, keyring, window_days=settings.sync_window_days
         ),
-        training=training.training_load(session, runner_id, window_days=settings.sync_window_days),
+        training=distance,
+        load=load,
     )
