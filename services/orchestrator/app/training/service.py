@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -154,16 +155,27 @@ def training_load_document(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingSummary:
+    """What the profile summary shows of the workouts, all from one query."""
+
+    distance: TrainingLoad  # the summary's `training`: runs and distance of the window
+    load: LoadFiguresOut  # the summary's `load`: today's figures
+    workouts_in_window: int  # every sport, as the Strava status counts them
+
+
 def summary(
     session: Session, runner_id: uuid.UUID, profile: Profile | None, *, window_days: int
-) -> tuple[TrainingLoad, LoadFiguresOut]:
-    """The profile summary's `training` (runs and distance of the window) and `load` (today's
-    figures), both from the same single query."""
+) -> TrainingSummary:
     now = utcnow()
     rows = _read_history(session, runner_id, now)
     model = _model(rows, profile, window_days, 1, now)
-    figures = LoadFiguresOut.model_validate(model.current, from_attributes=True)
-    return _distance_load(rows, now=now, window_days=window_days), figures
+    start = window_start(now, window_days)
+    return TrainingSummary(
+        distance=_distance_load(rows, now=now, window_days=window_days),
+        load=LoadFiguresOut.model_validate(model.current, from_attributes=True),
+        workouts_in_window=sum(1 for row in rows if as_utc(row.start_date) >= start),
+    )
 
 
 def _distance_load(rows: Sequence[Any], *, now: datetime, window_days: int) -> TrainingLoad:

@@ -283,6 +283,11 @@ def test_every_change_to_the_workouts_shows_at_once(
 
     document = load(runner)
     listed = [workout for day in document["days"] for workout in day["workouts"]]
+    # The summary counts the window's workouts from its one query, as the status does by its own.
+    in_window = runner.status()["sync"]["workouts_in_window"]
+    assert in_window > 0
+    summary = runner.get("/api/v1/profile/summary").json()
+    assert summary["strava"]["sync"]["workouts_in_window"] == in_window
     runner_id = uuid.UUID(runner.runner_id)
     with session_scope() as session:
         start = datetime.fromisoformat(document["days"][0]["date"])
