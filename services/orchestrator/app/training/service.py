@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -60,27 +59,6 @@ def runner_zone(name: str | None) -> tzinfo:
         return UTC
 
 
-def _summary(row: Any, zone: tzinfo) -> WorkoutSummary:
-    # The workout's own wall-clock date where it happened; else its start in the runner's zone.
-    if row.start_date_local is not None:
-        local_date = row.start_date_local.date()
-    else:
-        local_date = as_utc(row.start_date).astimezone(zone).date()
-    return WorkoutSummary(
-        id=str(row.id),
-        local_date=local_date,
-        sport_type=row.sport_type,
-        moving_time_s=row.moving_time_s,
-        distance_m=row.distance_m,
-        average_speed_mps=row.average_speed_mps,
-        average_heartrate=row.average_heartrate,
-        max_heartrate=row.max_heartrate,
-        weighted_average_watts=row.weighted_average_watts,
-        device_watts=row.device_watts,
-        manual=row.manual,
-    )
-
-
 def history_start(
     workouts: Sequence[WorkoutSummary], *, today: date, window_first_day: date
 ) -> date:
@@ -91,14 +69,57 @@ def history_start(
     return max(today - timedelta(days=HISTORY_LIMIT_DAYS - 1), min(window_first_day, earliest))
 
 
-def _read_history(session: Session, runner_id: uuid.UUID, now: datetime) -> Sequence[Any]:
+# One stored workout as the service uses it: its UTC start, the `is_run` column, the model's input.
+_Stored = tuple[datetime, bool, WorkoutSummary]
+
+
+def _read_history(
+    session: Session, runner_id: uuid.UUID, now: datetime, zone: tzinfo
+) -> list[_Stored]:
     """The one query: the model's columns of the runner's workouts of the history limit."""
-    return session.execute(
+    rows = session.execute(
         select(*_COLUMNS).where(
             Workout.runner_id == runner_id,
             Workout.start_date >= now - timedelta(days=HISTORY_LIMIT_DAYS + 1),
         )
-    ).all()
+    )
+    stored: list[_Stored] = []
+    for (
+        workout_id,
+        sport_type,
+        is_run,
+        start_date,
+        start_date_local,
+        distance_m,
+        moving_time_s,
+        average_speed_mps,
+        average_heartrate,
+        max_heartrate,
+        weighted_average_watts,
+        device_watts,
+        manual,
+    ) in rows:
+        started = as_utc(start_date)
+        # The workout's own wall-clock date where it happened; else its start in the runner's zone.
+        if start_date_local is not None:
+            local_date = start_date_local.date()
+        else:
+            local_date = started.astimezone(zone).date()
+        summary = WorkoutSummary(
+            id=str(workout_id),
+            local_date=local_date,
+            sport_type=sport_type,
+            moving_time_s=moving_time_s,
+            distance_m=distance_m,
+            average_speed_mps=average_speed_mps,
+            average_heartrate=average_heartrate,
+            max_heartrate=max_heartrate,
+            weighted_average_watts=weighted_average_watts,
+            device_watts=device_watts,
+            manual=bool(manual),
+        )
+        stored.append((started, is_run, summary))
+    return stored
 
 
 def compute(
@@ -112,15 +133,20 @@ def compute(
 ) -> TrainingLoadModel:
     """The model as of now in the runner's time zone, from one query of the workouts."""
     now = now or utcnow()
-    return _model(_read_history(session, runner_id, now), profile, window_days, days, now)
+    zone = runner_zone(profile.timezone if profile else None)
+    stored = _read_history(session, runner_id, now, zone)
+    return _model([workout for _, _, workout in stored], profile, zone, window_days, days, now)
 
 
 def _model(
-    rows: Sequence[Any], profile: Profile | None, window_days: int, days: int, now: datetime
+    workouts: list[WorkoutSummary],
+    profile: Profile | None,
+    zone: tzinfo,
+    window_days: int,
+    days: int,
+    now: datetime,
 ) -> TrainingLoadModel:
-    zone = runner_zone(profile.timezone if profile else None)
     today = now.astimezone(zone).date()
-    workouts = [_summary(row, zone) for row in rows]
     # The window's first day is partial (it starts at this hour): its next day is the first whole.
     window_first_day = window_start(now, window_days).astimezone(zone).date() + timedelta(days=1)
     return training_load_model(
@@ -168,32 +194,35 @@ def summary(
     session: Session, runner_id: uuid.UUID, profile: Profile | None, *, window_days: int
 ) -> TrainingSummary:
     now = utcnow()
-    rows = _read_history(session, runner_id, now)
-    model = _model(rows, profile, window_days, 1, now)
+    zone = runner_zone(profile.timezone if profile else None)
+    stored = _read_history(session, runner_id, now, zone)
+    model = _model([workout for _, _, workout in stored], profile, zone, window_days, 1, now)
     start = window_start(now, window_days)
+    in_window = [
+        (started, is_run, workout) for started, is_run, workout in stored if started >= start
+    ]
     return TrainingSummary(
-        distance=_distance_load(rows, now=now, window_days=window_days),
+        distance=_distance_load(in_window, now=now, window_days=window_days),
         load=LoadFiguresOut.model_validate(model.current, from_attributes=True),
-        workouts_in_window=sum(1 for row in rows if as_utc(row.start_date) >= start),
+        workouts_in_window=len(in_window),
     )
 
 
-def _distance_load(rows: Sequence[Any], *, now: datetime, window_days: int) -> TrainingLoad:
+def _distance_load(in_window: list[_Stored], *, now: datetime, window_days: int) -> TrainingLoad:
     """Runs and distance of the window in 7-day buckets ending now (docs/contract.md §3.4
     TrainingLoad), the load summary that predates the model."""
-    start = window_start(now, window_days)
-    runs = [row for row in rows if row.is_run and as_utc(row.start_date) >= start]
+    runs = [(started, workout) for started, is_run, workout in in_window if is_run]
     # Four 7-day buckets ending now, oldest first (plain counters: the documents are built once).
     week_count = max(1, window_days // 7)
     counts = [0] * week_count
     distances = [0.0] * week_count
     times = [0] * week_count
-    for run in runs:
-        age_days = (now - as_utc(run.start_date)).total_seconds() / 86400
+    for started, run in runs:
+        age_days = (now - started).total_seconds() / 86400
         index = week_count - 1 - min(week_count - 1, int(age_days // 7))
         counts[index] += 1
         distances[index] += run.distance_m or 0.0
-        times[index] += run.moving_time_s or 0
+        times[index] += int(run.moving_time_s or 0)
     weeks = [
         WeekLoad(
             week_start=now - timedelta(days=7 * (week_count - index)),
@@ -212,7 +241,7 @@ def _distance_load(rows: Sequence[Any], *, now: datetime, window_days: int) -> T
         runs=len(runs),
         distance_m=round(total_distance, 1),
         moving_time_s=sum(times),
-        longest_run_m=max((run.distance_m or 0.0 for run in runs), default=0.0),
+        longest_run_m=max((run.distance_m or 0.0 for _, run in runs), default=0.0),
         weeks=weeks,
         acute_chronic_ratio=ratio,
     )
