@@ -85,3 +85,18 @@ def _points(value: float) -> str:
     """As the page shows it: JavaScript's Math.round (halves up), a true minus sign."""
     rounded = math.floor(value + 0.5)
     return f"\u2212{abs(rounded)}" if rounded < 0 else str(rounded)
+
+
+def test_before_the_first_sync_the_load_card_says_what_is_coming(
+    visitor: Visitor, web_athlete: dict[str, Any]
+) -> None:
+    """No worker: the first sync stays queued, and there is nothing to chart yet."""
+    visitor.submit_profile()
+    visitor.link_strava(web_athlete["id"])
+    visitor.continue_to_summary()
+    card = visitor.page.locator("#training-card")
+    expect(card.locator("#training-pending")).to_have_text(
+        "Your fitness, fatigue and form appear here once your workouts are synced."
+    )
+    expect(card.locator("#training-body")).to_be_hidden()
+    expect(card.locator("#training-badge")).to_be_hidden()
