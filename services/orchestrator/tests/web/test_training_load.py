@@ -71,6 +71,19 @@ def test_summary_draws_the_load_model_in_words_and_a_chart(
     assert heights[tallest] == max(heights)
     expect(chart.locator("text", has_text="Today")).to_have_count(1)
 
+    # What the figures rest on, estimates saying they are estimates.
+    physiology = model["physiology"]
+    basis = card.locator("#basis-list > li")
+    expect(basis).to_have_count(5)
+    max_hr = physiology["max_hr"]
+    assert max_hr["source"] == "estimated", "the sandbox athlete records heart rate"
+    card.get_by_text("What these figures are based on").click()
+    expect(basis.first).to_have_text(
+        f"{max_hr['note'][0].upper()}{max_hr['note'][1:]}: {_points(max_hr['value'])} bpm."
+    )
+    expect(basis.first).to_have_attribute("data-source", "estimated")
+    expect(card.get_by_text("Resting heart rate assumed 60 bpm")).to_be_visible()
+
     visitor.snap("training-load")
     # Redrawn to the card's width at desktop size (text keeps its size instead of stretching).
     page.set_viewport_size(DESKTOP)

@@ -392,8 +392,35 @@ function renderTrainingLoad(document_, strava) {
   setText("figure-fatigue", points(current.atl));
   setText("figure-form", points(current.form));
   setText("figure-week", points(current.weekly_load));
+  renderBasis(document_.physiology);
   shownLoad = document_;
   drawLoadChart(document_);
+}
+
+function paceText(secondsPerKm) {
+  const whole = Math.round(secondsPerKm);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")} /km`;
+}
+
+// Each value the loads used and where it came from, in the server's words (estimates say so).
+function renderBasis(physiology) {
+  const rows = [
+    [physiology.max_hr, (value) => `${Math.round(value)} bpm`],
+    [physiology.threshold_hr, (value) => `${Math.round(value)} bpm`],
+    [physiology.resting_hr, (value) => `${Math.round(value)} bpm`],
+    [physiology.threshold_speed_mps, () => paceText(physiology.threshold_pace_s_per_km)],
+    [physiology.ftp_w, (value) => `${Math.round(value)} W`],
+  ];
+  const items = rows.map(([resolved, format]) => {
+    const item = document.createElement("li");
+    item.dataset.source = resolved.source;
+    const note = resolved.note.charAt(0).toUpperCase() + resolved.note.slice(1);
+    // A default's note already states its value.
+    const shown = resolved.value != null && resolved.source !== "default";
+    item.textContent = shown ? `${note}: ${format(resolved.value)}.` : `${note}.`;
+    return item;
+  });
+  $("basis-list").replaceChildren(...items);
 }
 
 // Redraw at the new width (the SVG is drawn in real pixels so its text keeps its size).
