@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 import time_machine
-from app.db import session_scope
+from app.clock import utcnow
+from app.config import Settings
+from app.db import engine_for, session_scope
 from app.strava.runtime import StravaRuntime
 from app.strava.sync import run_sync
 from app.training.service import runner_zone
 from app.workouts.models import Workout
 from factories import Runner, add_workout, linked_runner, new_runner
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from strava_emulator.testing import EmulatorHandle
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -390,3 +392,37 @@ def test_a_stored_time_zone_no_zoneinfo_knows_reads_as_utc() -> None:
     assert runner_zone("../../etc/passwd") is UTC
     assert runner_zone(None) is UTC
     assert str(runner_zone("Europe/Berlin")) == "Europe/Berlin"
+
+
+def test_the_summary_reads_the_workouts_once_without_their_json(
+    api: TestClient, settings: Settings, athlete: dict[str, Any]
+) -> None:
+    """Cheap to read: one query of the workouts' columns serves the summary's `training`,
+    `load` and the linked status's window count; the raw JSON is never read."""
+    runner = linked_runner(api, athlete["id"])
+    yesterday = utcnow().date() - timedelta(days=1)
+    add_workout(runner.runner_id, yesterday, moving_time_s=3600, distance_m=10_000.0)
+    add_workout(runner.runner_id, yesterday, sport_type="Swim", is_run=False, moving_time_s=1800)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = engine_for(settings.database_url)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = runner.get("/api/v1/profile/summary")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200, response.text
+    on_workouts = [statement for statement in statements if "FROM workouts" in statement]
+    assert len(on_workouts) == 1, on_workouts
+    assert "workouts.raw" not in on_workouts[0]
+    summary = response.json()
+    assert summary["strava"]["sync"]["workouts_in_window"] == 2
+    assert (
+        summary["strava"]["sync"]["workouts_in_window"]
+        == runner.status()["sync"]["workouts_in_window"]
+    )
+    assert summary["training"]["runs"] == 1
+    assert summary["load"]["weekly_load"] > 0
