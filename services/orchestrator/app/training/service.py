@@ -50,7 +50,8 @@ _COLUMNS = (
 
 
 def runner_zone(name: str | None) -> tzinfo:
-    """The profile's IANA time zone; UTC when unset or unknown (the profile does not check it)."""
+    """The profile's IANA time zone; UTC when unset or unknown (profiles stored before the
+    profile checked time zones may hold any string)."""
     if not name:
         return UTC
     try:
@@ -187,7 +188,7 @@ class TrainingSummary:
 
     distance: TrainingLoad  # the summary's `training`: runs and distance of the window
     load: LoadFiguresOut  # the summary's `load`: today's figures
-    workouts_in_window: int  # every sport, as the Strava status counts them
+    workouts_in_window: int  # every sport, as the link status counts them
 
 
 def summary(
