@@ -181,6 +181,12 @@ public struct StravaLinkService: Sendable {
         try await send(.status, as: StravaStatus.self)
     }
 
+    /// `GET /api/v1/training/load`: the training-load model of the last 28 days (daily load,
+    /// fitness, fatigue, form, today's figures and flags, the physiology used).
+    public func trainingLoad() async throws -> TrainingLoadDocument {
+        try await send(.trainingLoad, as: TrainingLoadDocument.self)
+    }
+
     /// `POST /api/v1/strava/sync`: asks for a sync now (coalesces with one already queued).
     public func requestSync() async throws -> SyncQueuedResponse {
         try await send(.sync, body: SyncRequest(), as: SyncQueuedResponse.self)

@@ -306,6 +306,7 @@ final class RequestBuildingTests: XCTestCase {
         XCTAssertEqual(Endpoint.status, Endpoint(method: .get, path: "/api/v1/strava/status"))
         XCTAssertEqual(Endpoint.sync, Endpoint(method: .post, path: "/api/v1/strava/sync"))
         XCTAssertEqual(Endpoint.unlink, Endpoint(method: .delete, path: "/api/v1/strava/link"))
+        XCTAssertEqual(Endpoint.trainingLoad, Endpoint(method: .get, path: "/api/v1/training/load"))
     }
 
     func testLinkTokenRequestHasMethodPathHeadersAndContractKeys() throws {
@@ -442,6 +443,22 @@ final class DecodingTests: XCTestCase {
         let body = try Fixtures.decode(APIError.self, "error")
         XCTAssertEqual(body.error, "profile_required")
         XCTAssertFalse(body.message.isEmpty)
+    }
+
+    func testTrainingLoad() throws {
+        let document = try Fixtures.decode(TrainingLoadDocument.self, "training_load")
+        let raw = try Fixtures.object("training_load")
+        XCTAssertEqual(document.windowDays, raw["window_days"] as? Int)
+        XCTAssertEqual(document.days.count, (raw["days"] as? [Any])?.count)
+        XCTAssertEqual(document.days.last?.date, (raw["current"] as? [String: Any])?["date"] as? String)
+        let methods = Set(document.days.flatMap { $0.workouts.map(\.method) })
+        XCTAssertEqual(methods, [.heartRate, .pace, .power, .duration])
+        XCTAssertTrue(document.current.provisional)
+        XCTAssertEqual(document.current.flags.count, 5)
+        XCTAssertFalse(document.current.flags.contains { $0.code == .unknown || $0.comparison == .unknown })
+        XCTAssertFalse(document.current.sentences.isEmpty)
+        XCTAssertEqual(document.physiology.maxHR.source, .profile)
+        XCTAssertEqual(document.physiology.sex, .female)
     }
 
     func testUnknownEnumValuesAndExtraFieldsDoNotBreakDecoding() throws {

@@ -50,6 +50,14 @@ class InvalidRequest(AppError):
     pass
 
 
+class InvalidProfile(AppError):
+    """A profile whose values are each valid but do not fit together (e.g. resting heart rate
+    above max); the detail lists the problems as a validation error does."""
+
+    status = 422
+    default_message = "The profile's values do not fit together."
+
+
 class Unauthenticated(AppError):
     code = "unauthenticated"
     status = 401

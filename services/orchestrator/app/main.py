@@ -20,7 +20,7 @@ from app.config import Settings, get_settings
 from app.db import engine_for, sessionmaker_for
 from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_query
-from app.routes import api_docs, auth, profile, strava, web, workouts
+from app.routes import api_docs, auth, profile, strava, training, web, workouts
 from app.security import KeyRing
 from app.strava.client import StravaClient, create_http_client
 from app.strava.runtime import api_response_hook, build_strava_client
@@ -78,6 +78,7 @@ def create_app(
     app.include_router(profile.router, responses=ERROR_RESPONSES)
     app.include_router(strava.router, responses=ERROR_RESPONSES)
     app.include_router(workouts.router, responses=ERROR_RESPONSES)
+    app.include_router(training.router, responses=ERROR_RESPONSES)
     app.include_router(web.router)
     if settings.sandbox:
         app.include_router(api_docs.router)

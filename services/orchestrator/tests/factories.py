@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
+from app.db import session_scope
 from app.strava.client import StravaClient
 from app.strava.payloads import TokenResponse
 from app.strava.runtime import StravaRuntime
+from app.workouts.models import Workout
 from fastapi.testclient import TestClient
 
 
@@ -130,3 +134,27 @@ class RecordingClient(StravaClient):
         tokens = super().exchange_code(code)
         self.received.append(tokens)
         return tokens
+
+
+def add_workout(runner_id: uuid.UUID | str, day: date, **fields: Any) -> uuid.UUID:
+    """A stored workout as a sync would have written it, at 07:00 local (and UTC) time on `day`:
+    a run by default, every other column from `fields`."""
+    started = datetime(day.year, day.month, day.day, 7, 0)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "runner_id": uuid.UUID(str(runner_id)),
+        "source": "strava",
+        "source_id": random.randrange(10**12),
+        "sport_type": "Run",
+        "is_run": True,
+        "start_date": started.replace(tzinfo=UTC),
+        "start_date_local": started,
+        "manual": False,
+        "trainer": False,
+        "raw": {},
+        **fields,
+    }
+    with session_scope() as session:
+        session.add(Workout(**values))
+    workout_id: uuid.UUID = values["id"]
+    return workout_id

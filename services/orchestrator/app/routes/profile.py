@@ -23,10 +23,17 @@ def get_summary(
     session: SessionDep, runner_id: RunnerIdDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
     profile = runners.get_profile(session, runner_id)
+    # One query of the workouts serves the training figures and the status's window count.
+    workouts = training.summary(session, runner_id, profile, window_days=settings.sync_window_days)
     return ProfileSummary(
         profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
         strava=strava.get_status(
-            session, runner_id, keyring, window_days=settings.sync_window_days
+            session,
+            runner_id,
+            keyring,
+            window_days=settings.sync_window_days,
+            workouts_in_window=workouts.workouts_in_window,
         ),
-        training=training.training_load(session, runner_id, window_days=settings.sync_window_days),
+        training=workouts.distance,
+        load=workouts.load,
     )

@@ -41,6 +41,13 @@ class Profile(Base):
     display_name: Mapped[str] = mapped_column(String(80))
     timezone: Mapped[str | None] = mapped_column(String(64))
     weekly_distance_goal_km: Mapped[float | None]
+    # The runner's physiology for the training load (docs/training-load.md §2); all optional.
+    sex: Mapped[str | None] = mapped_column(String(10))
+    max_hr: Mapped[int | None]
+    resting_hr: Mapped[int | None]
+    threshold_hr: Mapped[int | None]
+    threshold_pace_s_per_km: Mapped[float | None]
+    ftp_w: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -4,11 +4,19 @@ import uuid
 import zoneinfo
 from datetime import datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.text import PLAIN_TEXT_PATTERN, has_forbidden_chars, is_invisible
+from app.training.physiology import (
+    FTP_RANGE,
+    MAX_HR_RANGE,
+    RESTING_HR_RANGE,
+    THRESHOLD_HR_RANGE,
+    THRESHOLD_PACE_RANGE,
+    Sex,
+)
 
 
 class SessionCreate(BaseModel):
@@ -23,7 +31,28 @@ class SessionOut(BaseModel):
     expires_at: datetime
 
 
+# The runner's physiology (docs/training-load.md §2): optional, in the model's plausible ranges,
+# strict numbers (no strings, no booleans). Heart rates and FTP are whole numbers.
+PHYSIOLOGY_FIELDS = (
+    "sex",
+    "max_hr",
+    "resting_hr",
+    "threshold_hr",
+    "threshold_pace_s_per_km",
+    "ftp_w",
+)
+
+
+def _whole(bounds: tuple[float, float], description: str) -> Any:
+    return Field(
+        default=None, strict=True, ge=int(bounds[0]), le=int(bounds[1]), description=description
+    )
+
+
 class ProfileIn(BaseModel):
+    """PUT /api/v1/profile. The physiology fields are optional: a field left out keeps its stored
+    value (older clients do not know them and must not erase them), `null` clears it."""
+
     model_config = ConfigDict(extra="forbid")
 
     display_name: str = Field(
@@ -41,6 +70,20 @@ class ProfileIn(BaseModel):
     )
     # Strict: `false` or "12" is refused, not stored as 0.0 or 12.0.
     weekly_distance_goal_km: float | None = Field(default=None, ge=0, le=1000, strict=True)
+    sex: Sex | None = Field(
+        default=None, description="For the heart-rate load's constants; null: not given."
+    )
+    max_hr: int | None = _whole(MAX_HR_RANGE, "Maximum heart rate, bpm.")
+    resting_hr: int | None = _whole(RESTING_HR_RANGE, "Resting heart rate, bpm.")
+    threshold_hr: int | None = _whole(THRESHOLD_HR_RANGE, "Lactate-threshold heart rate, bpm.")
+    threshold_pace_s_per_km: float | None = Field(
+        default=None,
+        strict=True,
+        ge=THRESHOLD_PACE_RANGE[0],
+        le=THRESHOLD_PACE_RANGE[1],
+        description="Threshold pace in seconds per km (e.g. 240 for 4:00 /km).",
+    )
+    ftp_w: int | None = _whole(FTP_RANGE, "Functional threshold power, watts.")
 
     @field_validator("display_name", mode="before")
     @classmethod
@@ -73,3 +116,9 @@ class ProfileOut(BaseModel):
     timezone: str | None
     weekly_distance_goal_km: float | None
     updated_at: datetime
+    sex: Sex | None = None
+    max_hr: int | None = None
+    resting_hr: int | None = None
+    threshold_hr: int | None = None
+    threshold_pace_s_per_km: float | None = None
+    ftp_w: int | None = None

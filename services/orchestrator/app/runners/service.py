@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -9,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
-from app.errors import Unauthenticated
+from app.errors import InvalidProfile, Unauthenticated
 from app.runners.models import Profile, Runner, RunnerSession
-from app.runners.schemas import ProfileIn
+from app.runners.schemas import PHYSIOLOGY_FIELDS, ProfileIn
 from app.security import new_token, token_hash
+from app.training.physiology import Physiology, Sex
 
 
 def create_session(session: Session, *, ttl: timedelta) -> tuple[RunnerSession, str]:
@@ -54,6 +56,44 @@ def put_profile(session: Session, runner_id: uuid.UUID, data: ProfileIn) -> Prof
     profile.display_name = data.display_name
     profile.timezone = data.timezone
     profile.weekly_distance_goal_km = data.weekly_distance_goal_km
+    # Physiology: only the fields sent are changed (ProfileIn's docstring).
+    for name in PHYSIOLOGY_FIELDS:
+        if name in data.model_fields_set:
+            setattr(profile, name, getattr(data, name))
+    _check_heart_rates(profile)
     profile.updated_at = utcnow()
     session.flush()
     return profile
+
+
+def _check_heart_rates(profile: Profile) -> None:
+    """Resting < threshold < max, among the heart rates the profile holds after this change."""
+    rates = [
+        (name, value)
+        for name in ("resting_hr", "threshold_hr", "max_hr")
+        if (value := getattr(profile, name)) is not None
+    ]
+    problems = [
+        {"loc": ["body", higher], "msg": f"{higher} must be above {lower} ({low})"}
+        for (lower, low), (higher, high) in itertools.pairwise(rates)
+        if high <= low
+    ]
+    if problems:
+        raise InvalidProfile(
+            "Heart rates must rise from resting to threshold to max.",
+            detail={"problems": problems},
+        )
+
+
+def physiology(profile: Profile | None) -> Physiology:
+    """What the runner told us, as the training-load model reads it."""
+    if profile is None:
+        return Physiology()
+    return Physiology(
+        sex=Sex(profile.sex) if profile.sex else None,
+        max_hr=profile.max_hr,
+        resting_hr=profile.resting_hr,
+        threshold_hr=profile.threshold_hr,
+        threshold_pace_s_per_km=profile.threshold_pace_s_per_km,
+        ftp_w=profile.ftp_w,
+    )

@@ -129,6 +129,8 @@ class SummaryActivity(BaseModel):
     max_heartrate: float | None = None
     average_cadence: float | None = None
     average_watts: float | None = None
+    weighted_average_watts: float | None = None
+    device_watts: bool | None = None  # false: Strava's estimate, not a power meter
     kilojoules: float | None = None
     workout_type: int | None = None
     manual: bool | None = None

@@ -12,7 +12,7 @@ from pydantic.config import JsonDict
 
 from app.runners.schemas import ProfileOut
 from app.text import PLAIN_TEXT_PATTERN
-from app.training.schemas import TrainingLoad
+from app.training.schemas import LoadFiguresOut, TrainingLoad
 
 # What the link flow accepts, declared in OpenAPI. The checks themselves are in oauth.py and
 # answer with the contract's codes (400 invalid_request / invalid_state / pkce_mismatch, not 422).
@@ -136,3 +136,7 @@ class ProfileSummary(BaseModel):
     profile: ProfileOut | None
     strava: StravaStatus
     training: TrainingLoad
+    load: LoadFiguresOut = Field(
+        description="Today's training-load figures, flags with their thresholds, and sentences "
+        "(the series: GET /api/v1/training/load)."
+    )

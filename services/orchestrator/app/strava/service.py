@@ -138,8 +138,15 @@ def active_sync(session: Session, runner_id: uuid.UUID) -> SyncRun | None:
 
 
 def get_status(
-    session: Session, runner_id: uuid.UUID, keyring: KeyRing, *, window_days: int
+    session: Session,
+    runner_id: uuid.UUID,
+    keyring: KeyRing,
+    *,
+    window_days: int,
+    workouts_in_window: int | None = None,
 ) -> StravaStatus:
+    """The link as the runner sees it. `workouts_in_window`: the count when the caller already
+    read the window's workouts (the profile summary), saving the query."""
     now = utcnow()
     link = get_link(session, runner_id)
     active = active_sync(session, runner_id)
@@ -183,7 +190,9 @@ def get_status(
         error = status_error(link.error_code, retry_at, link.error_message)
     elif "activity:read_all" not in scopes:
         error = status_error(StatusCode.INSUFFICIENT_SCOPE, message=PRIVATE_RUNS_MISSING)
-    in_window = workouts.count_since(session, runner_id, window_start(now, window_days))
+    in_window = workouts_in_window
+    if in_window is None:
+        in_window = workouts.count_since(session, runner_id, window_start(now, window_days))
     return StravaStatus(
         status="action_required" if link.error_code in RECONNECT_CODES else "linked",
         athlete=AthleteOut(

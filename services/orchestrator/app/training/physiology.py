@@ -15,8 +15,13 @@ from datetime import date
 from enum import StrEnum
 
 __all__ = [
+    "FTP_RANGE",
+    "MAX_HR_RANGE",
+    "RESTING_HR_RANGE",
     "RIDE_SPORT_TYPES",
     "RUN_SPORT_TYPES",
+    "THRESHOLD_HR_RANGE",
+    "THRESHOLD_PACE_RANGE",
     "Physiology",
     "ResolvedPhysiology",
     "ResolvedValue",
@@ -49,6 +54,11 @@ RESTING_HR_RANGE = (25.0, 110.0)
 THRESHOLD_HR_RANGE = (80.0, 220.0)
 # 1.0 m/s = 16:40 /km; 6.5 m/s = 2:34 /km (faster than any human over 20 minutes).
 THRESHOLD_SPEED_RANGE = (1.0, 6.5)
+# The same bounds as a pace in s/km (what a runner types): 2:34 to 16:40 /km.
+THRESHOLD_PACE_RANGE = (
+    float(math.ceil(1000 / THRESHOLD_SPEED_RANGE[1])),
+    1000 / THRESHOLD_SPEED_RANGE[0],
+)
 FTP_RANGE = (50.0, 600.0)
 
 

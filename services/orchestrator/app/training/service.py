@@ -1,54 +1,248 @@
-"""The 28-day training load the coach plans from (docs/contract.md §3 TrainingLoad)."""
+"""The training-load model over a runner's stored workouts (docs/training-load.md).
+
+Reads `workouts` (one query of the columns the model needs, never the raw JSON) and the runner's
+profile; knows no provider. Computed on every read, so a sync, a webhook, a deletion or an unlink
+is reflected at once: there is no cache to go stale.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
-from app.training.schemas import TrainingLoad, WeekLoad
+from app.runners import service as runners
+from app.runners.models import Profile
+from app.training.model import CTL_DAYS, TrainingLoadModel, training_load_model
+from app.training.physiology import WorkoutSummary
+from app.training.schemas import LoadFiguresOut, TrainingLoad, TrainingLoadModelOut, WeekLoad
 from app.workouts.models import Workout
 
+# The longest series GET /api/v1/training/load serves (its `days` range is 7..365).
+MIN_SERIES_DAYS = 7
+MAX_SERIES_DAYS = 365
+# History read for the model: a full year of series plus the 42 days that seed its CTL. The
+# current figures do not depend on the series length asked for.
+HISTORY_LIMIT_DAYS = MAX_SERIES_DAYS + CTL_DAYS
 
-def training_load(session: Session, runner_id: uuid.UUID, *, window_days: int) -> TrainingLoad:
-    now = utcnow()
-    start = window_start(now, window_days)
-    runs = session.execute(
-        select(Workout.start_date, Workout.distance_m, Workout.moving_time_s).where(
-            Workout.runner_id == runner_id, Workout.is_run.is_(True), Workout.start_date >= start
+# The columns the model reads: summary fields only (docs/training-load.md §6).
+_COLUMNS = (
+    Workout.id,
+    Workout.sport_type,
+    Workout.is_run,
+    Workout.start_date,
+    Workout.start_date_local,
+    Workout.distance_m,
+    Workout.moving_time_s,
+    Workout.average_speed_mps,
+    Workout.average_heartrate,
+    Workout.max_heartrate,
+    Workout.weighted_average_watts,
+    Workout.device_watts,
+    Workout.manual,
+)
+
+
+def runner_zone(name: str | None) -> tzinfo:
+    """The profile's IANA time zone; UTC when unset or unknown (profiles stored before the
+    profile checked time zones may hold any string)."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return UTC
+
+
+def history_start(
+    workouts: Sequence[WorkoutSummary], *, today: date, window_first_day: date
+) -> date:
+    """The first day of complete history: the sync window's first full day, or the earliest
+    stored workout when earlier (workouts synced before stay stored), at most a year and the
+    seed period back. Days before it are unknown, not rest (docs/training-load.md §3)."""
+    earliest = min((workout.local_date for workout in workouts), default=window_first_day)
+    return max(today - timedelta(days=HISTORY_LIMIT_DAYS - 1), min(window_first_day, earliest))
+
+
+# One stored workout as the service uses it: its UTC start, the `is_run` column, the model's input.
+_Stored = tuple[datetime, bool, WorkoutSummary]
+
+
+def _read_history(
+    session: Session, runner_id: uuid.UUID, now: datetime, zone: tzinfo
+) -> list[_Stored]:
+    """The one query: the model's columns of the runner's workouts of the history limit."""
+    rows = session.execute(
+        select(*_COLUMNS).where(
+            Workout.runner_id == runner_id,
+            Workout.start_date >= now - timedelta(days=HISTORY_LIMIT_DAYS + 1),
         )
-    ).all()
-    # Four 7-day buckets ending now, oldest first.
+    )
+    stored: list[_Stored] = []
+    for (
+        workout_id,
+        sport_type,
+        is_run,
+        start_date,
+        start_date_local,
+        distance_m,
+        moving_time_s,
+        average_speed_mps,
+        average_heartrate,
+        max_heartrate,
+        weighted_average_watts,
+        device_watts,
+        manual,
+    ) in rows:
+        started = as_utc(start_date)
+        # The workout's own wall-clock date where it happened; else its start in the runner's zone.
+        if start_date_local is not None:
+            local_date = start_date_local.date()
+        else:
+            local_date = started.astimezone(zone).date()
+        summary = WorkoutSummary(
+            id=str(workout_id),
+            local_date=local_date,
+            sport_type=sport_type,
+            moving_time_s=moving_time_s,
+            distance_m=distance_m,
+            average_speed_mps=average_speed_mps,
+            average_heartrate=average_heartrate,
+            max_heartrate=max_heartrate,
+            weighted_average_watts=weighted_average_watts,
+            device_watts=device_watts,
+            manual=bool(manual),
+        )
+        stored.append((started, is_run, summary))
+    return stored
+
+
+def compute(
+    session: Session,
+    runner_id: uuid.UUID,
+    profile: Profile | None,
+    *,
+    window_days: int,
+    days: int,
+    now: datetime | None = None,
+) -> TrainingLoadModel:
+    """The model as of now in the runner's time zone, from one query of the workouts."""
+    now = now or utcnow()
+    zone = runner_zone(profile.timezone if profile else None)
+    stored = _read_history(session, runner_id, now, zone)
+    return _model([workout for _, _, workout in stored], profile, zone, window_days, days, now)
+
+
+def _model(
+    workouts: list[WorkoutSummary],
+    profile: Profile | None,
+    zone: tzinfo,
+    window_days: int,
+    days: int,
+    now: datetime,
+) -> TrainingLoadModel:
+    today = now.astimezone(zone).date()
+    # The window's first day is partial (it starts at this hour): its next day is the first whole.
+    window_first_day = window_start(now, window_days).astimezone(zone).date() + timedelta(days=1)
+    return training_load_model(
+        workouts,
+        runners.physiology(profile),
+        today=today,
+        days=days,
+        history_start=history_start(workouts, today=today, window_first_day=window_first_day),
+    )
+
+
+def training_load_document(
+    session: Session, runner_id: uuid.UUID, *, days: int, window_days: int
+) -> TrainingLoadModelOut:
+    """GET /api/v1/training/load."""
+    model = compute(
+        session,
+        runner_id,
+        runners.get_profile(session, runner_id),
+        window_days=window_days,
+        days=days,
+    )
+    return TrainingLoadModelOut.model_validate(
+        {
+            "window_days": days,
+            "history_start": model.current.date - timedelta(days=model.current.history_days - 1),
+            "days": model.days,
+            "current": model.current,
+            "physiology": model.physiology,
+        },
+        from_attributes=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSummary:
+    """What the profile summary shows of the workouts, all from one query."""
+
+    distance: TrainingLoad  # the summary's `training`: runs and distance of the window
+    load: LoadFiguresOut  # the summary's `load`: today's figures
+    workouts_in_window: int  # every sport, as the link status counts them
+
+
+def summary(
+    session: Session, runner_id: uuid.UUID, profile: Profile | None, *, window_days: int
+) -> TrainingSummary:
+    now = utcnow()
+    zone = runner_zone(profile.timezone if profile else None)
+    stored = _read_history(session, runner_id, now, zone)
+    model = _model([workout for _, _, workout in stored], profile, zone, window_days, 1, now)
+    start = window_start(now, window_days)
+    in_window = [
+        (started, is_run, workout) for started, is_run, workout in stored if started >= start
+    ]
+    return TrainingSummary(
+        distance=_distance_load(in_window, now=now, window_days=window_days),
+        load=LoadFiguresOut.model_validate(model.current, from_attributes=True),
+        workouts_in_window=len(in_window),
+    )
+
+
+def _distance_load(in_window: list[_Stored], *, now: datetime, window_days: int) -> TrainingLoad:
+    """Runs and distance of the window in 7-day buckets ending now (docs/contract.md §3.4
+    TrainingLoad), the load summary that predates the model."""
+    runs = [(started, workout) for started, is_run, workout in in_window if is_run]
+    # Four 7-day buckets ending now, oldest first (plain counters: the documents are built once).
     week_count = max(1, window_days // 7)
+    counts = [0] * week_count
+    distances = [0.0] * week_count
+    times = [0] * week_count
+    for started, run in runs:
+        age_days = (now - started).total_seconds() / 86400
+        index = week_count - 1 - min(week_count - 1, int(age_days // 7))
+        counts[index] += 1
+        distances[index] += run.distance_m or 0.0
+        times[index] += int(run.moving_time_s or 0)
     weeks = [
         WeekLoad(
             week_start=now - timedelta(days=7 * (week_count - index)),
-            runs=0,
-            distance_m=0.0,
-            moving_time_s=0,
+            runs=counts[index],
+            distance_m=distances[index],
+            moving_time_s=times[index],
         )
         for index in range(week_count)
     ]
-    for started, distance, moving in runs:
-        age_days = (now - as_utc(started)).total_seconds() / 86400
-        index = week_count - 1 - min(week_count - 1, int(age_days // 7))
-        week = weeks[index]
-        week.runs += 1
-        week.distance_m += distance or 0.0
-        week.moving_time_s += moving or 0
-    total_distance = sum(week.distance_m for week in weeks)
+    total_distance = sum(distances)
     # Acute:chronic = last 7 days against the weekly average of the window (distance as the load).
     chronic = total_distance / week_count
-    ratio = round(weeks[-1].distance_m / chronic, 2) if chronic > 0 else None
+    ratio = round(distances[-1] / chronic, 2) if chronic > 0 else None
     return TrainingLoad(
         window_days=window_days,
         runs=len(runs),
         distance_m=round(total_distance, 1),
-        moving_time_s=sum(week.moving_time_s for week in weeks),
-        longest_run_m=max((distance or 0.0 for _, distance, _ in runs), default=0.0),
+        moving_time_s=sum(times),
+        longest_run_m=max((run.distance_m or 0.0 for _, run in runs), default=0.0),
         weeks=weeks,
         acute_chronic_ratio=ratio,
     )

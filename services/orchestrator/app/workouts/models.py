@@ -54,6 +54,10 @@ class Workout(Base):
     average_heartrate: Mapped[float | None] = mapped_column(Float)
     max_heartrate: Mapped[float | None] = mapped_column(Float)
     average_cadence: Mapped[float | None] = mapped_column(Float)
+    # Rides: the normalised-power-like average, and whether a power meter measured it (the
+    # training load's power method, docs/training-load.md §1.3).
+    weighted_average_watts: Mapped[float | None] = mapped_column(Float)
+    device_watts: Mapped[bool | None] = mapped_column(Boolean)
     workout_type: Mapped[int | None] = mapped_column(Integer)
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
     trainer: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -52,6 +52,14 @@ OPENAPI_SCHEMAS: Mapping[str, str] = {
     "StravaStatus.Sync": "SyncStatusOut",
     "StravaStatus.StatusError": "StatusErrorOut",
     "SyncQueuedResponse": "SyncQueuedOut",
+    "TrainingLoadDocument": "TrainingLoadModelOut",
+    "TrainingLoadDocument.Day": "DayLoadOut",
+    "TrainingLoadDocument.WorkoutLoad": "WorkoutLoadOut",
+    "TrainingLoadDocument.Physiology": "PhysiologyOut",
+    "TrainingLoadDocument.TrimpConstants": "TrimpConstantsOut",
+    "TrainingLoadDocument.ResolvedValue": "ResolvedValueOut",
+    "LoadFigures": "LoadFiguresOut",
+    "LoadFigures.LoadFlag": "LoadFlagOut",
     "APIError": "ErrorBody",
 }
 
@@ -62,6 +70,7 @@ FIXTURE_TYPES: Mapping[str, str] = {
     "status_action_required": "StravaStatus",
     "link_token": "LinkTokenResponse",
     "sync_queued": "SyncQueuedResponse",
+    "training_load": "TrainingLoadDocument",
     "error": "APIError",
 }
 

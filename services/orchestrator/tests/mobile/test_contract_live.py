@@ -76,14 +76,23 @@ def test_the_client_uses_only_what_the_servers_openapi_has(
 
 
 def test_the_check_covers_what_the_client_uses(client: ClientContract) -> None:
-    # Not vacuous: the five endpoints, the Codable documents and the enums they decode.
-    assert len(client.endpoints) == 5
-    assert {"StravaStatus", "StravaStatus.Sync", "CallbackRequest", "APIError"} <= set(
-        client.documents
-    )
-    assert {"StravaStatus.LinkStatus", "SyncState", "StravaStatus.ServerAction"} <= set(
-        client.enums
-    )
+    # Not vacuous: the six endpoints, the Codable documents and the enums they decode.
+    assert len(client.endpoints) == 6
+    assert {
+        "StravaStatus",
+        "StravaStatus.Sync",
+        "CallbackRequest",
+        "APIError",
+        "TrainingLoadDocument.Day",
+        "LoadFigures.LoadFlag",
+    } <= set(client.documents)
+    assert {
+        "StravaStatus.LinkStatus",
+        "SyncState",
+        "StravaStatus.ServerAction",
+        "LoadMethod",
+        "LoadFigures.FlagCode",
+    } <= set(client.enums)
 
 
 def test_error_body_matches_real_error_responses(

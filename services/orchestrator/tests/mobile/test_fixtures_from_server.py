@@ -21,7 +21,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +36,9 @@ from .swift_source import FIXTURE_TYPES, FIXTURES_DIR, IOS_ROOT, SwiftSources
 
 if TYPE_CHECKING:
     # The same module pytest imports as `factories` (its pythonpath); mypy knows it by package.
-    from factories import Runner, consent, new_runner, pkce_pair
+    from factories import Runner, add_workout, consent, new_runner, pkce_pair
 else:
-    from factories import Runner, consent, new_runner, pkce_pair
+    from factories import Runner, add_workout, consent, new_runner, pkce_pair
 
 FRESH_DIR = IOS_ROOT.parents[1] / "test-output" / "ios-fixtures"
 REFRESH = os.environ.get("REFRESH_IOS_FIXTURES") == "1"
@@ -94,7 +94,25 @@ def real_responses(
     failed = run_sync(deps, enqueued[-1])
     assert failed.result == "failed", failed
     found["status_action_required"] = runner.status()
+
+    found["training_load"] = _json(_trained_runner(api).get("/api/v1/training/load"), 200)
     return found
+
+
+def _trained_runner(api: TestClient) -> Runner:
+    """A runner whose stored workouts give every load method, a note and a null, so that the
+    training-load document's structure does not depend on the emulator's generated history."""
+    runner = new_runner(api)
+    physiology = {"sex": "female", "max_hr": 190, "resting_hr": 50, "threshold_hr": 170}
+    assert runner.put("/api/v1/profile", {"display_name": "Jane", **physiology}).is_success
+    yesterday = date.today() - timedelta(days=1)
+    heart = {"average_heartrate": 150.0, "max_heartrate": 180.0}
+    add_workout(runner.runner_id, yesterday, moving_time_s=3600, distance_m=10000.0, **heart)
+    add_workout(runner.runner_id, yesterday, moving_time_s=1800, distance_m=6000.0)
+    ride = {"sport_type": "Ride", "is_run": False, "device_watts": True}
+    add_workout(runner.runner_id, date.today(), moving_time_s=3600, weighted_average_watts=200, **ride)
+    add_workout(runner.runner_id, date.today(), sport_type="Yoga", is_run=False, moving_time_s=1800)
+    return runner
 
 
 # --- structure ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 // The profile summary: Strava connection, sync progress and errors, the 28-day training load,
+// the training-load model (daily load bars with fitness and fatigue lines, drawn as inline SVG),
 // recent workouts with "View on Strava" links, and disconnecting (behind a confirmation dialog).
 import {
   announce,
@@ -26,7 +27,10 @@ const POLL_ACTIVE_MS = 2000; // while a sync is queued or running
 const POLL_IDLE_MS = 60000; // keeps "2 minutes ago" honest and picks up scheduled syncs
 
 const $ = (id) => document.getElementById(id);
+const SVG_NS = "http://www.w3.org/2000/svg";
+const LOAD_DAYS = 28;
 let timer = null;
+let shownLoad = null; // the training-load document the chart was last drawn from
 let previous = null; // the last rendered summary, to announce what changed
 let busy = false;
 
@@ -237,6 +241,195 @@ function renderLoad(training, strava, goalKm) {
   }
 }
 
+// --- the training-load model (GET /api/v1/training/load; docs/training-load.md) ---
+
+const METHODS = {
+  heart_rate: "from heart rate",
+  pace: "from pace",
+  power: "from power",
+  duration: "from duration",
+};
+
+function points(value) {
+  const rounded = Math.round(value);
+  return rounded < 0 ? `\u2212${Math.abs(rounded)}` : String(rounded);
+}
+
+function calendarDate(isoDate) {
+  // A local calendar date ("2026-12-04"), shown as it is whatever the browser's zone.
+  return new Date(`${isoDate}T12:00:00Z`);
+}
+
+function dayLabel(isoDate, options) {
+  return calendarDate(isoDate).toLocaleDateString(undefined, { ...options, timeZone: "UTC" });
+}
+
+function svg(name, attributes = {}) {
+  const element = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  return element;
+}
+
+function niceStep(rough) {
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  const steps = [1, 2, 2.5, 5, 10].map((factor) => factor * magnitude);
+  return steps.find((step) => step >= rough) ?? 10 * magnitude;
+}
+
+function dayTitle(day) {
+  const when = dayLabel(day.date, { weekday: "short", day: "numeric", month: "short" });
+  if (!day.workouts.length) return `${when}: rest`;
+  const parts = day.workouts.map(
+    (workout) => `${sportName(workout.sport_type)} ${points(workout.load)} ${METHODS[workout.method] ?? ""}`.trim(),
+  );
+  return `${when}: ${points(day.load)} points (${parts.join(", ")})`;
+}
+
+function drawLoadChart(document_) {
+  const plot = $("load-plot");
+  const days = document_.days;
+  const width = Math.max(260, Math.round(plot.clientWidth || 600));
+  const height = width < 480 ? 190 : 250;
+  const pad = { top: 12, right: 6, bottom: 26, left: 34 };
+  const innerWidth = width - pad.left - pad.right;
+  const innerHeight = height - pad.top - pad.bottom;
+  const highest = Math.max(20, ...days.flatMap((day) => [day.load, day.atl, day.ctl]));
+  const step = niceStep(highest / 4);
+  const top = Math.ceil(highest / step) * step;
+  const y = (value) => pad.top + innerHeight - (Math.max(0, value) / top) * innerHeight;
+  const slot = innerWidth / Math.max(1, days.length);
+  const x = (index) => pad.left + slot * (index + 0.5);
+  const barWidth = Math.max(2, Math.min(18, slot * 0.64));
+
+  const root = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    width,
+    height,
+    role: "img",
+    "aria-labelledby": "training-caption load-chart-description",
+    class: document_.current.provisional ? "load-svg provisional" : "load-svg",
+  });
+  const current = document_.current;
+  const description = svg("desc", { id: "load-chart-description" });
+  description.textContent =
+    `Daily load over the last ${days.length} days. Today fitness is ${points(current.ctl)}, ` +
+    `fatigue ${points(current.atl)} and form ${points(current.form)}.`;
+  root.append(description);
+
+  for (let value = 0; value <= top + step / 2; value += step) {
+    root.append(svg("line", { class: "grid-line", x1: pad.left, x2: width - pad.right, y1: y(value), y2: y(value) }));
+    const label = svg("text", { class: "axis-label", x: pad.left - 6, y: y(value) + 4, "text-anchor": "end" });
+    label.textContent = String(value);
+    root.append(label);
+  }
+
+  days.forEach((day, index) => {
+    if (day.load <= 0) return;
+    const isToday = index === days.length - 1;
+    const bar = svg("rect", {
+      class: isToday ? "bar-load today" : "bar-load",
+      x: x(index) - barWidth / 2,
+      y: y(day.load),
+      width: barWidth,
+      height: Math.max(1, y(0) - y(day.load)),
+      rx: Math.min(3, barWidth / 3),
+      "data-date": day.date,
+    });
+    const title = svg("title");
+    title.textContent = dayTitle(day);
+    bar.append(title);
+    root.append(bar);
+  });
+
+  for (const [key, name] of [["ctl", "line-fitness"], ["atl", "line-fatigue"]]) {
+    const line = svg("polyline", {
+      class: name,
+      points: days.map((day, index) => `${x(index).toFixed(1)},${y(day[key]).toFixed(1)}`).join(" "),
+    });
+    root.append(line);
+  }
+
+  // Date labels a week apart, counted back from today.
+  for (let index = days.length - 1; index >= 0; index -= 7) {
+    const isToday = index === days.length - 1;
+    const label = svg("text", {
+      class: "axis-label",
+      x: isToday ? width - pad.right : x(index),
+      y: height - 6,
+      "text-anchor": isToday ? "end" : "middle",
+    });
+    label.textContent = isToday ? "Today" : dayLabel(days[index].date, { day: "numeric", month: "short" });
+    root.append(label);
+  }
+  plot.replaceChildren(root);
+  plot.dataset.width = String(width);
+}
+
+function renderTrainingLoad(document_, strava) {
+  const card = $("training-card");
+  card.hidden = strava.status === "not_linked" || document_ === null;
+  if (card.hidden) return;
+  const current = document_.current;
+  const anyLoad = document_.days.some((day) => day.load > 0);
+  const pending = !strava.sync.last_success_at && !anyLoad;
+  $("training-pending").hidden = !pending;
+  $("training-body").hidden = pending;
+  $("training-badge").hidden = pending || !current.provisional;
+  if (pending) {
+    setText(
+      "training-pending",
+      "Your fitness, fatigue and form appear here once your workouts are synced.",
+    );
+    return;
+  }
+  const sentences = current.sentences.map((sentence) => {
+    const item = document.createElement("li");
+    item.textContent = sentence;
+    return item;
+  });
+  $("load-sentences").replaceChildren(...sentences);
+  setText("figure-fitness", points(current.ctl));
+  setText("figure-fatigue", points(current.atl));
+  setText("figure-form", points(current.form));
+  setText("figure-week", points(current.weekly_load));
+  renderBasis(document_.physiology);
+  shownLoad = document_;
+  drawLoadChart(document_);
+}
+
+function paceText(secondsPerKm) {
+  const whole = Math.round(secondsPerKm);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")} /km`;
+}
+
+// Each value the loads used and where it came from, in the server's words (estimates say so).
+function renderBasis(physiology) {
+  const rows = [
+    [physiology.max_hr, (value) => `${Math.round(value)} bpm`],
+    [physiology.threshold_hr, (value) => `${Math.round(value)} bpm`],
+    [physiology.resting_hr, (value) => `${Math.round(value)} bpm`],
+    [physiology.threshold_speed_mps, () => paceText(physiology.threshold_pace_s_per_km)],
+    [physiology.ftp_w, (value) => `${Math.round(value)} W`],
+  ];
+  const items = rows.map(([resolved, format]) => {
+    const item = document.createElement("li");
+    item.dataset.source = resolved.source;
+    const note = resolved.note.charAt(0).toUpperCase() + resolved.note.slice(1);
+    // A default's note already states its value.
+    const shown = resolved.value != null && resolved.source !== "default";
+    item.textContent = shown ? `${note}: ${format(resolved.value)}.` : `${note}.`;
+    return item;
+  });
+  $("basis-list").replaceChildren(...items);
+}
+
+// Redraw at the new width (the SVG is drawn in real pixels so its text keeps its size).
+new ResizeObserver(() => {
+  if (!shownLoad || $("training-card").hidden) return;
+  const width = Math.round($("load-plot").clientWidth);
+  if (width && String(Math.max(260, width)) !== $("load-plot").dataset.width) drawLoadChart(shownLoad);
+}).observe($("load-plot"));
+
 function sportName(sportType) {
   return sportType.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/ (\w)/g, (m) => m.toLowerCase());
 }
@@ -321,11 +514,12 @@ function announceChanges(summary) {
   }
 }
 
-function render(summary, workouts) {
+function render(summary, workouts, trainingLoad) {
   $("loading").hidden = true;
   renderProfile(summary.profile);
   renderStrava(summary.strava);
   renderLoad(summary.training, summary.strava, summary.profile.weekly_distance_goal_km);
+  renderTrainingLoad(trainingLoad, summary.strava);
   renderWorkouts(workouts, summary.strava);
   announceChanges(summary);
   previous = summary;
@@ -341,11 +535,15 @@ async function refresh() {
     const summary = await api("/api/v1/profile/summary");
     if (!summary.profile) return location.replace(PAGES.profile);
     let workouts = null;
+    let trainingLoad = null;
     if (summary.strava.status !== "not_linked") {
-      workouts = (await api("/api/v1/workouts?limit=5")).items;
+      [workouts, trainingLoad] = await Promise.all([
+        api("/api/v1/workouts?limit=5").then((page) => page.items),
+        api(`/api/v1/training/load?days=${LOAD_DAYS}`),
+      ]);
     }
     $("page-error").hidden = true;
-    render(summary, workouts);
+    render(summary, workouts, trainingLoad);
     const active = ACTIVE.has(summary.strava.sync.state);
     schedule(active ? POLL_ACTIVE_MS : POLL_IDLE_MS);
   } catch (error) {
