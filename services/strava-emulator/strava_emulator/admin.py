@@ -101,6 +101,14 @@ class RateLimitChange(BaseModel):
     read_usage: tuple[int, int] | None = None
 
 
+class SettingsChange(BaseModel):
+    """Partial: only the fields given change (``null`` capacity means unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    athlete_capacity: int | None = Field(default=None, ge=0)
+
+
 class NewFault(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -284,6 +292,27 @@ async def put_rate_limits(request: Request, body: RateLimitChange) -> dict[str, 
     if body.read_usage is not None:
         limiter.read.set_usage(body.read_usage, now)
     return _limits_view(state)
+
+
+def _settings_view(state: EmulatorState) -> dict[str, Any]:
+    return {
+        "athlete_capacity": state.athlete_capacity,
+        "connected_athletes": state.tokens.connected_athletes(),
+    }
+
+
+@router.get("/settings")
+async def get_settings(request: Request) -> dict[str, Any]:
+    """The application's settings at Strava (its athlete capacity) and what counts against them."""
+    return _settings_view(emulator(request))
+
+
+@router.put("/settings")
+async def put_settings(request: Request, body: SettingsChange) -> dict[str, Any]:
+    state = emulator(request)
+    if "athlete_capacity" in body.model_fields_set:
+        state.athlete_capacity = body.athlete_capacity
+    return _settings_view(state)
 
 
 @router.get("/faults")

@@ -31,3 +31,6 @@ class EmulatorConfig(BaseModel):
     webhook_scan_seconds: float = Field(default=1.0, ge=0)
     """How often (real seconds) generated activities that have "appeared" since the last check
     become create events; 0 turns the periodic check off (clock moves still trigger one)."""
+    athlete_capacity: int | None = Field(default=None, ge=0)
+    """How many athletes may hold a grant at once (Strava's "athlete capacity"; the 2026 Standard
+    tier allows 10). None: unlimited. A code exchange for one more athlete gets a 403."""

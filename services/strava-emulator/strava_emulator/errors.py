@@ -64,6 +64,14 @@ def future_timestamp(field: str) -> StravaError:
     return bad_request("Application", field, "future")
 
 
+def athlete_capacity_exceeded() -> StravaError:
+    """The app's connected-athlete cap is reached. The message is the one Strava's own error page
+    shows ("Error 403: Limit of connected athletes exceeded"); the JSON entry is unrecorded."""
+    return StravaError(
+        403, "Limit of connected athletes exceeded", "Application", "athletes", "limit exceeded"
+    )
+
+
 def activity_not_found() -> StravaError:
     return StravaError(404, "Record Not Found", "Activity", "id", "invalid")
 

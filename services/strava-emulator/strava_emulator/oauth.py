@@ -240,6 +240,7 @@ async def token(request: Request) -> Response:
             raise errors.invalid_code()
         athlete = state.store.athlete(code.athlete_id)
         request.state.athlete_id = athlete.id
+        _check_capacity(state, athlete.id)
         return json_response(issue_token_response(state, athlete, sorted(code.scopes)))
     if grant_type == "refresh_token":
         refreshed = state.tokens.refresh_grant(params.get("refresh_token", ""), now)
@@ -249,6 +250,15 @@ async def token(request: Request) -> Response:
         request.state.athlete_id = grant.athlete_id
         return json_response(_token_body(access, grant.refresh_token, now, None))
     raise errors.bad_request("Application", "grant_type")
+
+
+def _check_capacity(state: EmulatorState, athlete_id: int) -> None:
+    """A new athlete past the app's capacity is refused; one already connected may reconnect."""
+    capacity = state.athlete_capacity
+    if capacity is None or state.tokens.is_connected(athlete_id):
+        return
+    if state.tokens.connected_athletes() >= capacity:
+        raise errors.athlete_capacity_exceeded()
 
 
 @router.post("/oauth/deauthorize", response_model=None)

@@ -25,6 +25,7 @@ class EmulatorState:
         self.store = Store(self.config, self.clock)
         self.tokens = TokenStore(self.config.code_ttl_seconds, self.config.access_token_ttl_seconds)
         self.limiter = RateLimiter(self.config.overall_limit, self.config.read_limit)
+        self.athlete_capacity = self.config.athlete_capacity
 
     def reset(self) -> None:
         """Back to the initial seeded state: data, tokens, clock, limits, faults and log;

@@ -45,6 +45,11 @@ class RateLimits(TypedDict):
     read_usage: list[int]
 
 
+class AppSettings(TypedDict):
+    athlete_capacity: int | None
+    connected_athletes: int
+
+
 class RequestRecord(TypedDict):
     method: str
     path: str
@@ -181,6 +186,15 @@ class AdminClient:
         }
         payload = {key: list(value) for key, value in body.items() if value is not None}
         return cast(RateLimits, self._call("PUT", "/rate-limits", json=payload))
+
+    # the application's settings at Strava
+    def get_settings(self) -> AppSettings:
+        return cast(AppSettings, self._call("GET", "/settings"))
+
+    def set_athlete_capacity(self, capacity: int | None) -> AppSettings:
+        """Cap the athletes that may hold a grant at once (None: unlimited)."""
+        body = {"athlete_capacity": capacity}
+        return cast(AppSettings, self._call("PUT", "/settings", json=body))
 
     # faults
     def add_fault(

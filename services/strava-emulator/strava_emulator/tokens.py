@@ -108,6 +108,13 @@ class TokenStore:
             return None
         return found
 
+    def connected_athletes(self) -> int:
+        """Athletes holding at least one grant: what Strava counts against the app's capacity."""
+        return sum(1 for grants in self.grants_by_athlete.values() if grants)
+
+    def is_connected(self, athlete_id: int) -> bool:
+        return bool(self.grants_by_athlete.get(athlete_id))
+
     def revoke_athlete(self, athlete_id: int) -> None:
         """Deauthorization: every token the app holds for the athlete dies at once."""
         for grant in self.grants_by_athlete.pop(athlete_id, []):

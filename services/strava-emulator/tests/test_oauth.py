@@ -414,3 +414,38 @@ def test_admin_revoke_is_like_the_athlete_removing_the_app(
     assert athlete_status(emu, tokens["access_token"]) == 401
     assert refresh(emu, tokens["refresh_token"]).status_code == 400
     assert athlete_status(emu, other_tokens["access_token"]) == 200
+
+
+# ------------------------------------------------------------------ athlete capacity
+
+ATHLETE_CAPACITY_EXCEEDED = (
+    b'{"message":"Limit of connected athletes exceeded","errors":[{"resource":"Application",'
+    b'"field":"athletes","code":"limit exceeded"}]}'
+)
+
+
+def test_capacity_refuses_a_new_athlete_and_lets_connected_ones_reconnect(
+    emu: EmulatorHandle, athlete: dict[str, Any]
+) -> None:
+    assert emu.admin.get_settings()["athlete_capacity"] is None  # unlimited by default
+    connected = exchange(emu, get_code(emu, athlete["id"])).json()
+    settings = emu.admin.set_athlete_capacity(emu.admin.get_settings()["connected_athletes"])
+    assert settings["athlete_capacity"] == settings["connected_athletes"]
+
+    newcomer = emu.admin.create_athlete()
+    refused = exchange(emu, code := get_code(emu, newcomer["id"]))
+    assert refused.status_code == 403
+    assert refused.content == ATHLETE_CAPACITY_EXCEEDED
+    assert exchange(emu, code).status_code == 400  # the code was spent all the same
+    # An athlete already connected may reconnect; deauthorizing frees a place for the newcomer.
+    assert exchange(emu, get_code(emu, athlete["id"])).status_code == 200
+    httpx2.post(
+        f"{emu.oauth_base_url}/deauthorize", data={"access_token": connected["access_token"]}
+    )
+    assert exchange(emu, get_code(emu, newcomer["id"])).status_code == 200
+
+
+def test_reset_restores_the_configured_capacity(emu: EmulatorHandle) -> None:
+    emu.admin.set_athlete_capacity(0)
+    emu.admin.reset()
+    assert emu.admin.get_settings() == {"athlete_capacity": None, "connected_athletes": 0}
