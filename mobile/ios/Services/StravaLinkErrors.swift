@@ -123,6 +123,12 @@ public enum StravaErrorCatalog {
             title = "Coach George could not send this"
             message = "The request was larger than the server accepts. Update Coach George and try again."
             action = .none
+        case "strava_athlete_limit":
+            // Strava refused the link: Coach George's app is at Strava's connected-athlete limit.
+            title = "Strava is not accepting new connections"
+            message = "Coach George has reached the number of athletes Strava lets it connect. "
+                + "Nothing is wrong on your side; we are asking Strava for more room."
+            action = .none
         case "sync_failed":
             title = "The last sync failed"
             message = "Your recent activities could not be read from Strava. Try again."

@@ -506,7 +506,7 @@ final class ErrorMappingTests: XCTestCase {
         "strava_unavailable", "sync_failed", "key_unavailable", "sync_in_progress", "not_found",
     ]
     /// Codes the server emits beyond docs/contract.md §3 (the Linux CI reads them from the server).
-    static let serverOnlyCodes = ["service_unavailable", "payload_too_large"]
+    static let serverOnlyCodes = ["service_unavailable", "payload_too_large", "strava_athlete_limit"]
 
     func testEveryContractCodeHasItsOwnWords() {
         let fallback = StravaErrorCatalog.presentation(forCode: "no_such_code", serverMessage: "server words")
@@ -538,6 +538,7 @@ final class ErrorMappingTests: XCTestCase {
         XCTAssertEqual(action("profile_required"), .none)
         XCTAssertEqual(action("key_unavailable"), .none)
         XCTAssertEqual(action("athlete_already_linked"), .none)
+        XCTAssertEqual(action("strava_athlete_limit"), .none)
     }
 
     func testUnknownCodeShowsTheServersMessage() {

@@ -63,6 +63,7 @@ class StatusCode(StrEnum):
     STATE_EXPIRED = "state_expired"
     PKCE_MISMATCH = "pkce_mismatch"
     ATHLETE_ALREADY_LINKED = "athlete_already_linked"
+    STRAVA_ATHLETE_LIMIT = "strava_athlete_limit"
 
 
 # Codes after which nothing works until the runner reconnects.

@@ -133,6 +133,19 @@ class StravaBadGateway(AppError):
     default_message = "Strava did not answer. Try again in a moment."
 
 
+class StravaAthleteLimit(AppError):
+    """Strava refused the link: the app's connected-athlete capacity is full (an operator must
+    ask Strava for more). Not a fault of ours or the runner's, and retrying does not help."""
+
+    code = StatusCode.STRAVA_ATHLETE_LIMIT
+    status = 409
+    default_message = (
+        "Strava is not letting Coach George connect more athletes right now: our app has reached "
+        "Strava's limit of connected athletes. Nothing is wrong on your side; we have been told "
+        "and are asking Strava for more room."
+    )
+
+
 class ReauthRequired(AppError):
     code = StatusCode.REAUTH_REQUIRED
     status = 400

@@ -18,6 +18,8 @@ secret::
     │   ├── InvalidGrant        400 on /oauth/token: code or refresh token invalid, used or expired
     │   └── InvalidClient       400 Application/client_id/invalid, 401 Application//invalid
     │                           (our app credentials; any 401 on /oauth/token)
+    ├── AthleteCapacityReached  403 "Limit of connected athletes exceeded" on /oauth/token: the
+    │                           app's athlete capacity is full (docs/strava.md §1.11)
     ├── RateLimited             429; .retry_at (UTC: the next :00/:15/:30/:45, or the next
     │                           midnight when the daily window is spent), .window ("short"|"daily")
     ├── StravaUnreachable       5xx, transport errors and timeouts (after the retries for GETs)
@@ -72,6 +74,9 @@ _REDACTED = "[redacted]"
 # Fault entries that name the grant on /oauth/token (docs/strava.md §1.7, §1.11).
 _GRANT_RESOURCES = frozenset({"RequestToken", "AuthorizationCode", "RefreshToken"})
 _GRANT_FIELDS = frozenset({"code", "refresh_token"})
+# The 403 Strava sends when the app's athlete capacity is full; its message is the only stable
+# part (Strava's error page: "Error 403: Limit of connected athletes exceeded").
+_ATHLETE_CAPACITY_MESSAGE = "limit of connected athletes"
 # RFC 6750 b64token: also keeps CR/LF (header injection) out of the Authorization header.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 
@@ -154,6 +159,11 @@ class InvalidGrant(StravaAuthError):
 
 class InvalidClient(StravaAuthError):
     """Strava refused our application's credentials (client id or secret): an operator problem."""
+
+
+class AthleteCapacityReached(StravaError):
+    """Strava refused a new athlete: the app's connected-athlete capacity is full. Nothing the
+    athlete can do; an operator must ask Strava for more capacity (or athletes must leave)."""
 
 
 class RateLimited(StravaError):
@@ -510,6 +520,13 @@ class StravaClient:
             )
         if status >= 500:
             raise StravaUnreachable(f"{call.endpoint} answered {status}{said}", **common)
+        if (
+            is_token
+            and status == 403
+            and fault is not None
+            and _ATHLETE_CAPACITY_MESSAGE in fault.message.lower()
+        ):
+            raise AthleteCapacityReached(f"Strava refused a new athlete{said}", **common)
         if is_token and status in (400, 401):
             # /oauth/token authenticates our app and checks one grant; a fault naming neither
             # is a grant problem on 400 (Strava's usual answer) and an app problem on 401.

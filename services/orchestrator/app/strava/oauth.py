@@ -29,6 +29,7 @@ from app.errors import (
     ReauthRequired,
     RedirectUriNotAllowed,
     StateExpired,
+    StravaAthleteLimit,
     StravaBadGateway,
 )
 from app.runners.models import Profile
@@ -40,7 +41,7 @@ from app.security import (
     verifier_matches,
 )
 from app.strava import service
-from app.strava.client import InvalidGrant, StravaClient, StravaError
+from app.strava.client import AthleteCapacityReached, InvalidGrant, StravaClient, StravaError
 from app.strava.credentials import LinkCredentials, open_athlete, open_link, seal_link
 from app.strava.models import LinkAttempt, StravaLink, SyncRun
 from app.strava.payloads import TokenResponse
@@ -161,6 +162,16 @@ def complete_link(
     assert data.code is not None
     try:
         tokens = client.exchange_code(data.code)
+    except AthleteCapacityReached as exc:
+        # The runner can do nothing about it; an operator must ask Strava for more capacity.
+        log.error(
+            "strava.athlete_capacity_reached",
+            runner_id=str(runner_id),
+            endpoint=exc.endpoint,
+            status=exc.status,
+            detail=exc.message,
+        )
+        raise _fail(attempt, StravaAthleteLimit()) from exc
     except InvalidGrant as exc:
         raise _fail(
             attempt, ReauthRequired("Strava did not accept this authorization. Connect again.")

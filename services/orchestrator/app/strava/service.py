@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from app.clock import as_utc, utcnow, window_start
 from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode
 from app.db import session_scope
-from app.errors import AppError, KeyUnavailable, NotLinked
+from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit
 from app.security import KeyRing
 from app.strava.budget import BudgetSpent
 from app.strava.client import InvalidClient, RateLimited, StravaAuthError, StravaClient, StravaError
@@ -75,6 +75,7 @@ ERROR_ACTIONS: dict[str, str] = {
     StatusCode.STATE_EXPIRED: "retry",
     StatusCode.PKCE_MISMATCH: "retry",
     StatusCode.ATHLETE_ALREADY_LINKED: "none",
+    StatusCode.STRAVA_ATHLETE_LIMIT: "none",
 }
 ERROR_MESSAGES: dict[str, str] = {
     StatusCode.ACCESS_DENIED: "You cancelled the Strava authorization. "
@@ -97,6 +98,7 @@ ERROR_MESSAGES: dict[str, str] = {
     "Connect again.",
     StatusCode.ATHLETE_ALREADY_LINKED: "This Strava account is connected to another Coach George "
     "account. Disconnect it there first, or connect a different Strava account.",
+    StatusCode.STRAVA_ATHLETE_LIMIT: StravaAthleteLimit.default_message,
 }
 PRIVATE_RUNS_MISSING = (
     "Runs you keep private ('Only You') are missing. "

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx2
@@ -16,6 +17,7 @@ import stamina
 import structlog
 import time_machine
 from app.strava.client import (
+    AthleteCapacityReached,
     BadResponse,
     InvalidClient,
     InvalidGrant,
@@ -85,6 +87,9 @@ AFTER_FUTURE = fault("Bad Request", "Application", "after", "future")
 NOT_FOUND = fault("Record Not Found", "Activity", "id", "invalid")
 RATE_LIMIT_EXCEEDED = fault("Rate Limit Exceeded", "Application", "rate limit", "exceeded")
 APP_INACTIVE = fault("Forbidden", "Application", "Status", "Inactive")
+ATHLETE_CAPACITY_EXCEEDED = fault(
+    "Limit of connected athletes exceeded", "Application", "athletes", "limit exceeded"
+)
 
 CLOUDFRONT_502 = (
     "<!DOCTYPE HTML PUBLIC><HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE>"
@@ -257,6 +262,8 @@ def assert_no_secret(text: str) -> None:
         ("list_activities", 400, AFTER_FUTURE, BadResponse),
         ("get_activity", 404, NOT_FOUND, BadResponse),
         ("get_athlete", 403, APP_INACTIVE, BadResponse),
+        ("exchange_code", 403, APP_INACTIVE, BadResponse),
+        ("exchange_code", 403, ATHLETE_CAPACITY_EXCEEDED, AthleteCapacityReached),
         ("get_athlete", 302, None, BadResponse),
         ("list_activities", 429, RATE_LIMIT_EXCEEDED, RateLimited),
         ("exchange_code", 429, RATE_LIMIT_EXCEEDED, RateLimited),
@@ -283,7 +290,12 @@ def test_strava_fault_maps_to_its_error_class(
 
 def test_auth_errors_share_one_base_class() -> None:
     auth: list[type[StravaError]] = [InvalidToken, ScopeMissing, InvalidGrant, InvalidClient]
-    others: list[type[StravaError]] = [RateLimited, StravaUnreachable, BadResponse]
+    others: list[type[StravaError]] = [
+        RateLimited,
+        StravaUnreachable,
+        BadResponse,
+        AthleteCapacityReached,
+    ]
     assert all(issubclass(cls, StravaAuthError) for cls in auth)
     assert not any(issubclass(cls, StravaAuthError) for cls in others)
 
@@ -1097,3 +1109,29 @@ def test_emulator_rate_limit_is_a_state_with_a_retry_time(
         assert (retry_at.hour, retry_at.minute) == (0, 0)
     else:
         assert retry_at.minute % 15 == 0
+
+
+def test_emulator_athlete_capacity_refusal_is_its_own_error(
+    emu: EmulatorHandle, emu_http: httpx2.Client
+) -> None:
+    client = emulator_client(emu, emu_http)
+    athlete = emu.admin.create_athlete()
+    query = {
+        "client_id": emu.config.client_id,
+        "redirect_uri": "http://localhost/cb",
+        "response_type": "code",
+        "scope": "read,activity:read_all",
+        "state": "s",
+        "emulator_athlete_id": athlete["id"],
+    }
+    redirect = httpx2.get(f"{emu.oauth_base_url}/authorize", params=query)
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    emu.admin.set_athlete_capacity(emu.admin.get_settings()["connected_athletes"])
+    try:
+        with pytest.raises(AthleteCapacityReached) as caught:
+            client.exchange_code(code)
+    finally:
+        emu.admin.set_athlete_capacity(None)
+    assert caught.value.status == 403
+    assert code not in str(caught.value)
+    assert emu.config.client_secret not in repr(caught.value)

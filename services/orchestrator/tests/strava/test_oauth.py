@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import structlog
 import time_machine
 from app.clock import utcnow
 from app.db import session_scope
@@ -305,6 +306,36 @@ def test_token_endpoint_faults_spend_the_attempt_and_a_fresh_one_succeeds(
     assert response.json()["error"] == code
     assert _link_count(runner) == 0
     _assert_error(_callback(runner, **callback, code_verifier=start.verifier), 400, "invalid_state")
+    assert link(runner, athlete["id"])[0] == 200
+
+
+def test_strava_athlete_capacity_refusal_is_its_own_honest_error(
+    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    runner = new_runner(api)
+    start = start_link(runner)
+    callback = consent(start.authorize_url, athlete["id"])
+    emulator.admin.set_athlete_capacity(emulator.admin.get_settings()["connected_athletes"])
+    try:
+        with structlog.testing.capture_logs() as logs:
+            response = _callback(runner, **callback, code_verifier=start.verifier)
+    finally:
+        emulator.admin.set_athlete_capacity(None)
+
+    _assert_error(response, 409, "strava_athlete_limit")
+    assert "limit of connected athletes" in response.json()["message"]
+    assert _link_count(runner) == 0
+    status = runner.status()
+    assert status["status"] == "not_linked"
+    assert status["error"]["code"] == "strava_athlete_limit"
+    assert status["error"]["action"] == "none"
+    # An operator line that says what happened, and no secret in it.
+    [line] = [e for e in logs if e["event"] == "strava.athlete_capacity_reached"]
+    assert line["log_level"] == "error"
+    assert line["status"] == 403
+    assert callback["code"] not in repr(logs)
+    assert emulator.config.client_secret not in repr(logs)
+    # The cap lifted, the runner connects with a fresh attempt.
     assert link(runner, athlete["id"])[0] == 200
 
 

@@ -207,6 +207,12 @@ export const PROBLEMS = {
     title: "Strava is not answering",
     text: "Strava could not be reached to finish connecting. Try again in a moment.",
   },
+  strava_athlete_limit: {
+    title: "Strava is not accepting new connections",
+    text:
+      "Coach George has reached the number of athletes Strava lets it connect. " +
+      "Nothing is wrong on your side; we are asking Strava for more room.",
+  },
   redirect_uri_not_allowed: {
     title: "This address cannot connect Strava",
     text: "Open Coach George at its usual address and connect Strava from there.",
