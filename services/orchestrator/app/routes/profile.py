@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
 
-from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
+from fastapi import APIRouter, Response
+
+from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, StravaClientDep
 from app.runners import service as runners
 from app.runners.schemas import ProfileIn, ProfileOut
 from app.strava import service as strava
@@ -16,6 +18,16 @@ router = APIRouter(prefix="/api/v1/profile", tags=["profile"])
 def put_profile(session: SessionDep, runner_id: RunnerIdDep, body: ProfileIn) -> ProfileOut:
     profile = runners.put_profile(session, runner_id, body)
     return ProfileOut.model_validate(profile, from_attributes=True)
+
+
+@router.delete("", status_code=204)
+def delete_profile(
+    session: SessionDep, runner_id: RunnerIdDep, keyring: KeyRingDep, client: StravaClientDep
+) -> Response:
+    """Erase the runner and everything derived from them; Strava is deauthorized first."""
+    forget_strava = partial(strava.forget_runner, keyring=keyring, client=client)
+    runners.erase_runner(session, runner_id, forget=[forget_strava])
+    return Response(status_code=204)
 
 
 @router.get("/summary")

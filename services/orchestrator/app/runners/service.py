@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+import structlog
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -15,6 +17,11 @@ from app.runners.models import Profile, Runner, RunnerSession
 from app.runners.schemas import PHYSIOLOGY_FIELDS, ProfileIn
 from app.security import new_token, token_hash
 from app.training.physiology import Physiology, Sex
+
+log = structlog.get_logger(__name__)
+
+# A linked provider's part of erasure: revoke its grant (or schedule that) and drop its data.
+ForgetRunner = Callable[[Session, uuid.UUID], None]
 
 
 def create_session(session: Session, *, ttl: timedelta) -> tuple[RunnerSession, str]:
@@ -97,3 +104,18 @@ def physiology(profile: Profile | None) -> Physiology:
         threshold_pace_s_per_km=profile.threshold_pace_s_per_km,
         ftp_w=profile.ftp_w,
     )
+
+
+def erase_runner(
+    session: Session, runner_id: uuid.UUID, *, forget: Sequence[ForgetRunner] = ()
+) -> None:
+    """Erase the runner and everything derived from them (docs/contract.md §3.2, docs/retention.md §3).
+
+    Each linked provider first revokes its grant and drops its data (`forget`); then the runner
+    row goes, and ON DELETE CASCADE takes every row that names them: sessions (their token is
+    401 at once), profile, link attempts, sync runs, workouts of any source."""
+    for forget_runner in forget:
+        forget_runner(session, runner_id)
+    session.execute(delete(Runner).where(Runner.id == runner_id))
+    session.flush()
+    log.info("runner.erased", runner_id=str(runner_id))

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
@@ -237,6 +237,14 @@ def delete_strava_data(session: Session, runner_id: uuid.UUID) -> int:
     return workouts.delete_by_source(session, runner_id, Source.STRAVA)
 
 
+def purge_strava_data(session: Session, runner_id: uuid.UUID) -> int:
+    """Everything we hold from Strava about a runner goes: the link (the athlete and the tokens)
+    and every Strava workout; returns the workouts deleted. The one purge behind unlink, account
+    erasure, retention of dead grants and a confirmed deauthorization."""
+    session.execute(delete(StravaLink).where(StravaLink.runner_id == runner_id))
+    return delete_strava_data(session, runner_id)
+
+
 def schedule_deauthorization(
     session: Session,
     keyring: KeyRing,
@@ -283,39 +291,16 @@ def refresh_and_deauthorize(
     client.deauthorize(tokens.access_token)
 
 
-def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: StravaClient) -> None:
-    """Delete the link and its data here first; revoke at Strava, or retry that later."""
-    link = get_link(session, runner_id, for_update=True)
-    if link is None:
-        raise NotLinked()
-    try:
-        credentials: LinkCredentials | None = open_link(link, keyring)
-    except KeyUnavailable:
-        credentials = None
-    expires_at = as_utc(link.access_token_expires_at)
-    session.delete(link)
-    deleted = delete_strava_data(session, runner_id)
-    session.flush()
-    if credentials is None:
-        # The runner can always disconnect and have their data deleted; the grant at Strava
-        # cannot be revoked without its tokens (the athlete can still revoke it on Strava).
-        UNLINKS_WITHOUT_DEAUTHORIZATION.labels(StatusCode.KEY_UNAVAILABLE).inc()
-        log.warning(
-            "strava.deauthorize_skipped",
-            runner_id=str(runner_id),
-            reason=StatusCode.KEY_UNAVAILABLE,
-        )
-        log.info("strava.unlinked", runner_id=str(runner_id), workouts_deleted=deleted)
-        return
-    latest = PendingTokens(
-        access_token=credentials.access_token,
-        refresh_token=credentials.refresh_token,
-        access_token_expires_at=expires_at,
-    )
+def revoke_grant(
+    session: Session, keyring: KeyRing, client: StravaClient, tokens: PendingTokens
+) -> None:
+    """Deauthorize at Strava now (refreshing first if need be), or leave a pending
+    deauthorization for the worker when Strava cannot be reached."""
+    latest = tokens
 
-    def keep(tokens: PendingTokens) -> None:
+    def keep(refreshed: PendingTokens) -> None:
         nonlocal latest
-        latest = tokens
+        latest = refreshed
 
     try:
         refresh_and_deauthorize(client, latest, on_refreshed=keep)
@@ -332,7 +317,56 @@ def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: Str
             refresh_token=latest.refresh_token,
             access_token_expires_at=latest.access_token_expires_at,
         )
+
+
+def _disconnect(session: Session, link: StravaLink, keyring: KeyRing, client: StravaClient) -> int:
+    """Purge the link and its data here first; then revoke at Strava, or retry that later.
+    Returns the workouts deleted."""
+    runner_id = link.runner_id
+    try:
+        credentials: LinkCredentials | None = open_link(link, keyring)
+    except KeyUnavailable:
+        credentials = None
+    expires_at = as_utc(link.access_token_expires_at)
+    deleted = purge_strava_data(session, runner_id)
+    session.flush()
+    if credentials is None:
+        # The runner can always disconnect and have their data deleted; the grant at Strava
+        # cannot be revoked without its tokens (the athlete can still revoke it on Strava).
+        UNLINKS_WITHOUT_DEAUTHORIZATION.labels(StatusCode.KEY_UNAVAILABLE).inc()
+        log.warning(
+            "strava.deauthorize_skipped",
+            runner_id=str(runner_id),
+            reason=StatusCode.KEY_UNAVAILABLE,
+        )
+        return deleted
+    tokens = PendingTokens(
+        access_token=credentials.access_token,
+        refresh_token=credentials.refresh_token,
+        access_token_expires_at=expires_at,
+    )
+    revoke_grant(session, keyring, client, tokens)
+    return deleted
+
+
+def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: StravaClient) -> None:
+    """Delete the link and its data here first; revoke at Strava, or retry that later."""
+    link = get_link(session, runner_id, for_update=True)
+    if link is None:
+        raise NotLinked()
+    deleted = _disconnect(session, link, keyring, client)
     log.info("strava.unlinked", runner_id=str(runner_id), workouts_deleted=deleted)
+
+
+def forget_runner(
+    session: Session, runner_id: uuid.UUID, *, keyring: KeyRing, client: StravaClient
+) -> None:
+    """Account erasure's Strava part: what unlink does, and nothing without a link."""
+    link = get_link(session, runner_id, for_update=True)
+    if link is None:
+        return
+    deleted = _disconnect(session, link, keyring, client)
+    log.info("strava.forgotten", runner_id=str(runner_id), workouts_deleted=deleted)
 
 
 def deauthorize_pending(runtime: StravaRuntime, *, batch_size: int = 50) -> int:
