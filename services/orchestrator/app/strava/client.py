@@ -75,7 +75,7 @@ _REDACTED = "[redacted]"
 _GRANT_RESOURCES = frozenset({"RequestToken", "AuthorizationCode", "RefreshToken"})
 _GRANT_FIELDS = frozenset({"code", "refresh_token"})
 # The 403 Strava sends when the app's athlete capacity is full; its message is the only stable
-# part (Strava's error page: "Error 403: Limit of connected athletes exceeded").
+# part (docs/strava.md §1.11).
 _ATHLETE_CAPACITY_MESSAGE = "limit of connected athletes"
 # RFC 6750 b64token: also keeps CR/LF (header injection) out of the Authorization header.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
