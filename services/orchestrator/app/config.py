@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     # A runner's bearer token stops working this long after it was issued (401).
     session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
+    # Retention (docs/retention.md): how often the beat applies it, and what it keeps.
+    retention_interval_seconds: int = Field(default=3600, ge=1)
+    # Strava workouts that started before the sync window and this many days more are deleted.
+    retention_workout_grace_days: int = Field(default=1, ge=0, le=365)
+    # A link whose grant is dead (reauth_required, revoked) this long loses tokens and workouts.
+    retention_dead_link_days: int = Field(default=7, ge=0, le=365)
+    # A deauthorization Strava has not confirmed after this many days is dropped (logged).
+    retention_pending_deauthorization_days: int = Field(default=30, ge=1, le=3650)
+    # Finished sync runs and link attempts older than this are deleted.
+    retention_history_days: int = Field(default=30, ge=1, le=3650)
+
     # Where the API is reachable from a browser (printed by `orchestrator dev`, web redirect URI).
     public_base_url: str = "http://127.0.0.1:8000"
     # Sandbox mode only: where the bundled Strava emulator listens.

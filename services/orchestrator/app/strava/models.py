@@ -15,11 +15,13 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Uuid,
+    event,
     func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.clock import utcnow
 from app.db import Base, JSONType
 
 
@@ -70,6 +72,9 @@ class StravaLink(Base):
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(String(300))
     error_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Since when `error_code` holds (kept by the listener below): retention purges a dead grant
+    # after a grace period counted from here.
+    error_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -78,6 +83,15 @@ class StravaLink(Base):
     next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # Failed syncs in a row (Strava down, bad answers): the retry backoff grows with it.
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+@event.listens_for(StravaLink.error_code, "set", active_history=True)
+def _error_since(target: StravaLink, value: str | None, old: object, _: object) -> None:
+    """Every writer of `error_code` keeps `error_since` right without knowing about it."""
+    if value is None:
+        target.error_since = None
+    elif value != old or target.error_since is None:
+        target.error_since = utcnow()
 
 
 class PendingDeauthorization(Base):
