@@ -1,4 +1,4 @@
-"""The retention policy (docs/retention.md): what we stop keeping, and when.
+"""The retention policy (docs/retention.md §2): what we stop keeping, and when.
 
 * **Workouts out of the window.** A Strava workout that started before the sync window (plus a
   grace of `RETENTION_WORKOUT_GRACE_DAYS`) is deleted: no sync lists it again, so a deletion or a
