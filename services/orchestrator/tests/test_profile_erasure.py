@@ -9,8 +9,10 @@ from typing import Any
 import structlog
 from app.db import Base, session_scope
 from app.models import import_all_models
-from app.strava.models import PendingDeauthorization, StravaLink, Workout
-from app.strava.sync import SyncDeps, run_sync
+from app.strava.models import PendingDeauthorization, StravaLink
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
+from app.workouts.models import Workout
 from factories import Runner, linked_runner, new_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import Uuid, func, select
@@ -42,7 +44,7 @@ def _pending_deauthorizations() -> int:
 
 
 def _synced_runner(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: SyncDeps
+    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], deps: StravaRuntime
 ) -> Runner:
     runner = linked_runner(api, athlete["id"])
     run_sync(deps, enqueued[-1])
@@ -55,10 +57,10 @@ def test_delete_profile_deauthorizes_at_strava_and_erases_every_row_of_the_runne
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
     enqueued: list[uuid.UUID],
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
 ) -> None:
-    runner = _synced_runner(api, athlete, enqueued, sync_deps)
-    bystander = _synced_runner(api, emulator.admin.create_athlete(), enqueued, sync_deps)
+    runner = _synced_runner(api, athlete, enqueued, strava_runtime)
+    bystander = _synced_runner(api, emulator.admin.create_athlete(), enqueued, strava_runtime)
     runner_id = uuid.UUID(runner.runner_id)
     before = _rows_naming(runner_id)
     assert {"runners.id", "profiles.runner_id", "strava_links.runner_id"} <= set(before)

@@ -4,7 +4,8 @@ from functools import partial
 
 from fastapi import APIRouter, Response
 
-from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, StravaClientDep
+from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
+from app.routes.strava import StravaClientDep
 from app.runners import service as runners
 from app.runners.schemas import ProfileIn, ProfileOut
 from app.strava import service as strava

@@ -27,17 +27,19 @@ import structlog
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from app.clock import utcnow
+from app.clock import utcnow, window_start
+from app.codes import ACTIVE_RUN_STATES, Source, StatusCode
 from app.config import Settings
 from app.db import session_scope
 from app.strava import service
-from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun, Workout
+from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun
+from app.workouts.models import Workout
 
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 1000
 # Codes that mean Strava no longer honours the grant (insufficient_scope does: it is kept).
-DEAD_GRANT_CODES = ("reauth_required", "revoked")
+DEAD_GRANT_CODES = (StatusCode.REAUTH_REQUIRED, StatusCode.REVOKED)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def apply_retention(
 ) -> RetentionReport:
     """Apply every rule once; returns what was deleted."""
     now = utcnow()
-    workout_cutoff = service.window_start(now, policy.window_days + policy.workout_grace_days)
+    workout_cutoff = window_start(now, policy.window_days + policy.workout_grace_days)
     history_cutoff = now - timedelta(days=policy.history_days)
     dead_links, dead_link_workouts = _purge_dead_links(
         sessions, now - timedelta(days=policy.dead_link_days), batch_size
@@ -99,7 +101,7 @@ def apply_retention(
         workouts_out_of_window=_delete_in_batches(
             sessions,
             select(Workout.id).where(
-                Workout.source == "strava", Workout.start_date < workout_cutoff
+                Workout.source == Source.STRAVA, Workout.start_date < workout_cutoff
             ),
             Workout.id,
             batch_size,
@@ -110,7 +112,7 @@ def apply_retention(
         sync_runs=_delete_in_batches(
             sessions,
             select(SyncRun.id).where(
-                SyncRun.state.not_in(service.ACTIVE_SYNC_STATES),
+                SyncRun.state.not_in(ACTIVE_RUN_STATES),
                 SyncRun.created_at < history_cutoff,
             ),
             SyncRun.id,

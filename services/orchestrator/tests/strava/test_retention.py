@@ -12,12 +12,15 @@ import pytest
 import structlog
 import time_machine
 from app.clock import as_utc, utcnow
+from app.codes import Trigger
 from app.config import Settings
 from app.db import get_sessionmaker, session_scope
-from app.strava import service
-from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun, Workout
+from app.strava import scheduling, service
+from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun
 from app.strava.retention import RetentionPolicy, RetentionReport, apply_retention
-from app.strava.sync import SyncDeps, run_sync
+from app.strava.runtime import StravaRuntime
+from app.strava.sync import run_sync
+from app.workouts.models import Workout
 from factories import Runner, linked_runner, new_runner, start_link
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -69,10 +72,13 @@ def _link(runner_id: uuid.UUID) -> StravaLink | None:
 
 @pytest.fixture
 def synced(
-    api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID], sync_deps: SyncDeps
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
 ) -> Runner:
     runner = linked_runner(api, athlete["id"])
-    assert run_sync(sync_deps, enqueued[-1]).result == "ok"
+    assert run_sync(strava_runtime, enqueued[-1]).result == "ok"
     assert _workout_starts(_rid(runner)), "the generated athlete trains"
     return runner
 
@@ -104,12 +110,12 @@ def test_a_dead_grant_loses_tokens_and_workouts_after_the_grace_period(
     synced: Runner,
     athlete: dict[str, Any],
     emulator: EmulatorHandle,
-    sync_deps: SyncDeps,
+    strava_runtime: StravaRuntime,
     policy: RetentionPolicy,
 ) -> None:
     runner_id = _rid(synced)
     emulator.admin.revoke(athlete["id"])  # the athlete removed our app on Strava
-    assert run_sync(sync_deps, _request_sync(runner_id)).error_code == "reauth_required"
+    assert run_sync(strava_runtime, _request_sync(runner_id)).error_code == "reauth_required"
     emulator.admin.clear_requests()
 
     _apply(policy, after=timedelta(days=policy.dead_link_days) - timedelta(hours=1))
@@ -216,5 +222,5 @@ def test_old_sync_runs_and_link_attempts_are_pruned_and_active_runs_kept(
 def _request_sync(runner_id: uuid.UUID) -> uuid.UUID:
     ids: list[uuid.UUID] = []
     with session_scope() as session:
-        service.request_sync(session, runner_id, "manual", enqueue=ids.append)
+        scheduling.request_sync(session, runner_id, Trigger.MANUAL, enqueue=ids.append)
     return ids[0]
