@@ -93,6 +93,13 @@ def configure(celery: Celery, settings: Settings) -> None:
                 "schedule": 60.0,
                 "options": {"expires": 60.0},
             },
+            # What is no longer kept goes (docs/retention.md); idempotent, so a missed run only
+            # delays it to the next.
+            "strava-retention": {
+                "task": "strava.apply_retention",
+                "schedule": float(settings.retention_interval_seconds),
+                "options": {"expires": float(settings.retention_interval_seconds)},
+            },
         },
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=f"{settings.sync_queue}:redbeat:",

@@ -5,6 +5,8 @@ in this process, the emulator over HTTP, PostgreSQL.
   timeout in this module), another worker takes the run over and finishes it, no duplicate rows.
 * End to end: link → first sync → workouts visible → the hourly re-sync by beat → edits and
   deletions on Strava reflected, with nothing but the processes doing the work.
+* Retention by beat (every second in this module): a workout that left the window and a grant
+  dead for longer than the grace period go; in-window workouts of a live link stay.
 
 Synchronisation is polling for a condition with a deadline, never a sleep.
 """
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import time_machine
 from app.clock import as_utc, utcnow
+from app.codes import Source, StatusCode
 from app.db import session_scope
 from app.strava import service
 from app.strava.models import SyncRun
@@ -58,6 +61,7 @@ def process_settings(
         BROKER_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_TIMEOUT_S),
         TASK_TIME_LIMIT_SECONDS=str(VISIBILITY_TIMEOUT_S - 1),
         SYNC_TICK_SECONDS="1",
+        RETENTION_INTERVAL_SECONDS="1",
     )
     with worker_environment(**env) as process_settings:
         yield process_settings
@@ -344,3 +348,53 @@ def test_after_a_worker_dies_mid_sync_a_manual_sync_gets_a_new_run_once_the_leas
     assert (runs[str(dead.id)].state, runs[str(dead.id)].result) == ("finished", "failed")
     assert runs[str(dead.id)].error_code == "sync_failed"
     assert runs[fresh.json()["sync_run_id"]].state == "queued"
+
+
+def test_beat_applies_the_retention_policy(
+    process_api: TestClient,
+    emulator: EmulatorHandle,
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    process_settings: Settings,
+) -> None:
+    spawn("worker", "--concurrency", "1", ready="ready.")
+    live = linked_runner(process_api, emulator.admin.create_athlete()["id"])
+    dead = linked_runner(process_api, emulator.admin.create_athlete()["id"])
+    assert wait_until(lambda: _finished(live, "link"), timeout=60).result == "ok"
+    assert wait_until(lambda: _finished(dead, "link"), timeout=60).result == "ok"
+    kept = set(_api_workouts(live))
+    assert kept
+    window = timedelta(days=process_settings.sync_window_days)
+    grace = timedelta(days=process_settings.retention_workout_grace_days)
+    old_id = uuid.uuid4()
+    with session_scope() as session:
+        session.add(
+            Workout(
+                id=old_id,
+                runner_id=_rid(live),
+                source=Source.STRAVA,
+                source_id=uuid.uuid4().int >> 66,
+                sport_type="Run",
+                is_run=True,
+                start_date=utcnow() - window - grace - timedelta(hours=1),
+                raw={},
+            )
+        )
+        link = service.get_link(session, _rid(dead))
+        assert link is not None
+        link.error_code = StatusCode.REAUTH_REQUIRED
+        link.error_since = utcnow() - timedelta(days=process_settings.retention_dead_link_days + 1)
+
+    spawn("beat", ready="beat: Starting")
+
+    def purged() -> bool:
+        with session_scope() as session:
+            return (
+                session.get(Workout, old_id) is None
+                and service.get_link(session, _rid(dead)) is None
+            )
+
+    wait_until(purged, timeout=60)
+    assert set(_api_workouts(live)) == kept
+    assert _api_workouts(dead) == {}
+    assert live.status()["status"] == "linked"
+    assert dead.status()["status"] == "not_linked"

@@ -69,8 +69,14 @@ UNLINKS_WITHOUT_DEAUTHORIZATION = Counter(
 )
 DEAUTHORIZATIONS = Counter(
     "strava_deferred_deauthorizations_total",
-    "Retries of deferred deauthorizations by outcome: done, retry.",
+    "Retries of deferred deauthorizations by outcome: done, retry, expired (given up on by the "
+    "retention policy).",
     ["outcome"],
+)
+RETENTION_DELETED = Counter(
+    "retention_deleted_total",
+    "Rows deleted by the retention policy (docs/retention.md §2), by kind.",
+    ["kind"],
 )
 
 

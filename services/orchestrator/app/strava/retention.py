@@ -14,7 +14,7 @@
 
 Each kind is deleted in batches, each batch its own short transaction, so a large backlog never
 holds locks for long and a crash loses nothing but the batch in hand (the next run continues).
-When it runs is scheduling.py's business.
+The beat runs it every `RETENTION_INTERVAL_SECONDS` (scheduling.py lists when everything runs).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from app.codes import ACTIVE_RUN_STATES, Source, StatusCode
 from app.config import Settings
 from app.db import session_scope
 from app.strava import service
+from app.strava.metrics import DEAUTHORIZATIONS, RETENTION_DELETED
 from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun
 from app.workouts.models import Workout
 
@@ -128,6 +129,10 @@ def apply_retention(
     if dropped:
         # Strava may still hold these grants: an operator should know they were given up on.
         log.warning("strava.pending_deauthorizations_dropped", count=dropped)
+        DEAUTHORIZATIONS.labels("expired").inc(dropped)
+    for kind, count in report.summary().items():
+        if count:
+            RETENTION_DELETED.labels(kind).inc(count)
     if report.total:
         log.info("retention.applied", **report.summary())
     return report

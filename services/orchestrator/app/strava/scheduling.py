@@ -16,7 +16,10 @@ default):
   nobody renews it: lease.py) is failed and its link scheduled for a retry; a manual request
   fails it too and starts a new run at once.
 
-Deferred deauthorizations (unlink could not reach Strava) are retried by service.py.
+Beat also runs two tasks of its own (their entries are in worker.py's beat_schedule, next to
+the tick's): deferred deauthorizations (unlink could not reach Strava), retried by service.py
+every minute; and the retention policy (retention.py, docs/retention.md), every
+RETENTION_INTERVAL_SECONDS (an hour by default).
 """
 
 from __future__ import annotations

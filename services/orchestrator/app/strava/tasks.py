@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 
 from app.config import get_settings
 from app.errors import ServiceUnavailable
-from app.strava import scheduling, service, sync
+from app.strava import retention, scheduling, service, sync
 from app.strava.runtime import StravaRuntime, build_runtime, close_runtime
 from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
@@ -69,6 +69,12 @@ def tick() -> dict[str, object]:
 @celery_app.task(name="strava.deauthorize_pending", acks_late=True)
 def deauthorize_pending() -> int:
     return service.deauthorize_pending(runtime())
+
+
+@celery_app.task(name="strava.apply_retention", acks_late=True)
+def apply_retention() -> dict[str, int]:
+    policy = retention.RetentionPolicy.from_settings(get_settings())
+    return retention.apply_retention(runtime().sessions, policy).summary()
 
 
 # Publishing gives up quickly: the API must answer (503) rather than hang on a dead broker.
