@@ -109,7 +109,7 @@ def physiology(profile: Profile | None) -> Physiology:
 def erase_runner(
     session: Session, runner_id: uuid.UUID, *, forget: Sequence[ForgetRunner] = ()
 ) -> None:
-    """Erase the runner and everything derived from them (docs/contract.md §3.2, docs/retention.md §3).
+    """Erase the runner and everything derived from them (docs/retention.md §3).
 
     Each linked provider first revokes its grant and drops its data (`forget`); then the runner
     row goes, and ON DELETE CASCADE takes every row that names them: sessions (their token is

@@ -1,7 +1,7 @@
 """strava links remember since when their error holds (retention of dead grants)
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0010
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0004"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
