@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     # A queued sync whose message has not been picked up for this long is enqueued again.
     stale_queued_seconds: int = Field(default=600, ge=1)
     link_attempt_ttl_seconds: int = 600
+    # A runner's manual syncs: at most one per cooldown (a request inside it gets 429
+    # rate_limited with retry_at), and at most this share of each 15-minute Strava window
+    # for any one runner, so that nobody can spend everyone's budget (docs/architecture.md §5).
+    manual_sync_cooldown_seconds: int = Field(default=300, ge=0)
+    rate_budget_runner_share: float = Field(default=0.1, gt=0, le=1)
+
+    # The database under load or down (docs/architecture.md §1): the pool and the API's threads
+    # are sized together (app.db.api_thread_tokens), nobody waits long for either, and a
+    # database that hangs or refuses answers 503 service_unavailable instead of hanging.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The longest /readyz waits for its checks before it answers not_ready.
+    readyz_timeout_seconds: float = Field(default=3.0, gt=0)
 
     # Request bodies above this are refused unread (413); the largest body of the API is < 4 KB.
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)

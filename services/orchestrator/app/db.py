@@ -11,18 +11,21 @@ runs right after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import anyio
+from fastapi import Depends
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from starlette.requests import Request
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -43,7 +46,60 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 _Row = TypeVar("_Row", bound=Base)
 
 
-def make_engine(url: str) -> Engine:
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the process talks to PostgreSQL: pool size, how long anyone waits for a connection,
+    and timeouts so that a database that hangs or refuses makes requests fail fast (503)
+    instead of freezing them (docs/architecture.md §1)."""
+
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout_s: float = 5.0
+    connect_timeout_s: int = 5
+    statement_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        return cls(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout_s=settings.db_pool_timeout_seconds,
+            connect_timeout_s=settings.db_connect_timeout_seconds,
+            statement_timeout_s=settings.db_statement_timeout_seconds,
+        )
+
+    @property
+    def pool_capacity(self) -> int:
+        """The most connections the pool ever opens: also how many requests may hold a session."""
+        return self.pool_size + self.max_overflow
+
+
+# Threads for the API's sync routes beyond one per pooled connection: routes without a session
+# (metrics, web pages) must not wait behind database work.
+SPARE_API_THREADS = 8
+
+
+def api_thread_tokens(options: EngineOptions) -> int:
+    """The API's threadpool, sized with the pool: every request holding a session can have a
+    thread, so threads never pile up waiting for connections (admit_session bounds sessions)."""
+    return options.pool_capacity + SPARE_API_THREADS
+
+
+def postgres_engine_arguments(options: EngineOptions) -> dict[str, Any]:
+    """create_engine's arguments for PostgreSQL (psycopg 3): the pool and the timeouts."""
+    return {
+        "pool_pre_ping": True,
+        "pool_size": options.pool_size,
+        "max_overflow": options.max_overflow,
+        "pool_timeout": options.pool_timeout_s,
+        "connect_args": {
+            "connect_timeout": options.connect_timeout_s,
+            "options": f"-c statement_timeout={int(options.statement_timeout_s * 1000)}",
+        },
+    }
+
+
+def make_engine(url: str, options: EngineOptions | None = None) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -59,27 +115,29 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, **postgres_engine_arguments(options or EngineOptions()))
 
 
 @lru_cache
-def engine_for(url: str) -> Engine:
-    """One engine (one pool) per database URL and process."""
-    return make_engine(url)
+def engine_for(url: str, options: EngineOptions | None = None) -> Engine:
+    """One engine (one pool) per database URL, options and process."""
+    return make_engine(url, options or EngineOptions())
 
 
 @lru_cache
-def sessionmaker_for(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+def sessionmaker_for(url: str, options: EngineOptions | None = None) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url, options or EngineOptions()), expire_on_commit=False)
 
 
 def get_engine() -> Engine:
     """The engine of the process's settings (workers, commands); the API uses its app's own."""
-    return engine_for(get_settings().database_url)
+    settings = get_settings()
+    return engine_for(settings.database_url, EngineOptions.from_settings(settings))
 
 
 def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker_for(get_settings().database_url)
+    settings = get_settings()
+    return sessionmaker_for(settings.database_url, EngineOptions.from_settings(settings))
 
 
 _AFTER_COMMIT = "after_commit_callbacks"
@@ -116,7 +174,32 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         session.close()
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def admit_session(request: Request) -> AsyncIterator[None]:
+    """No more requests hold a session than the pool has connections (`app.state.session_slots`,
+    set at start-up), so a burst waits here, off the threadpool and without a connection, and
+    gets 503 service_unavailable after the pool timeout instead of freezing every thread."""
+    from app.errors import ServiceUnavailable
+
+    slots: anyio.Semaphore | None = getattr(request.app.state, "session_slots", None)
+    if slots is None:  # the app was not started (a TestClient outside `with`): nothing to bound
+        yield
+        return
+    options: EngineOptions = request.app.state.engine_options
+    admitted = False
+    with anyio.move_on_after(options.pool_timeout_s):
+        await slots.acquire()
+        admitted = True
+    if not admitted:
+        raise ServiceUnavailable("The service is busy. Try again in a moment.", retry_after=1)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def get_session(
+    request: Request, _: Annotated[None, Depends(admit_session, scope="function")]
+) -> Iterator[Session]:
     """FastAPI dependency: the request owns the transaction (commits before the response), on
     the database of the app's own settings (`create_app(settings)`).
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, ClassVar
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.codes import StatusCode
+
+log = structlog.get_logger(__name__)
+
+# PostgreSQL's SQLSTATE for a row locked by someone else under NOWAIT (lock_not_available).
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class ErrorBody(BaseModel):
@@ -152,6 +161,22 @@ class ReauthRequired(AppError):
     default_message = "Strava refused the authorization. Connect again."
 
 
+class SyncTooSoon(AppError):
+    """A manual sync inside the runner's cooldown (MANUAL_SYNC_COOLDOWN_SECONDS): 429 with the
+    time the next one is accepted, in `detail.retry_at` and `Retry-After`."""
+
+    code = StatusCode.RATE_LIMITED
+    status = 429
+    default_message = "You synced a moment ago. Try again later."
+
+    def __init__(self, retry_at: datetime, *, now: datetime) -> None:
+        super().__init__(detail={"retry_at": retry_at.isoformat()})
+        self.retry_after = max(1, math.ceil((retry_at - now).total_seconds()))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ServiceUnavailable(AppError):
     """A dependency of ours (broker, database) is down; `retry_after` in seconds."""
 
@@ -213,6 +238,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return app_error_response(exc)
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return await _app_error(_, database_unavailable(exc))
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         # Field locations and messages only: never echo the submitted values (they may be secrets).
@@ -235,3 +266,29 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "invalid_request"
         )
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+
+def database_unavailable(exc: Exception) -> ServiceUnavailable:
+    """What the client is told when the database refused, hung (connect or statement timeout),
+    ran out of pooled connections, or a row it needs is locked by a concurrent request: 503
+    service_unavailable with Retry-After. The log names the error's type only: a driver's
+    message can carry the statement and its parameters."""
+    driver_error = getattr(exc, "orig", None)
+    if getattr(driver_error, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return ServiceUnavailable(
+            "Another request is changing the same data. Try again in a moment.", retry_after=1
+        )
+    log.warning(
+        "db.unavailable",
+        error=type(exc).__name__,
+        driver_error=type(driver_error).__name__ if driver_error is not None else None,
+    )
+    if isinstance(exc, PoolTimeout):
+        return ServiceUnavailable("The service is busy. Try again in a moment.", retry_after=1)
+    return ServiceUnavailable(
+        "The database is unavailable. Try again shortly.", retry_after=DATABASE_RETRY_AFTER_S
+    )
+
+
+# Seconds a client waits before trying again after the database failed (Retry-After).
+DATABASE_RETRY_AFTER_S = 5

@@ -9,6 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -17,7 +19,7 @@ from sqlalchemy import text
 
 from app.body_limit import BodySizeLimit
 from app.config import Settings, get_settings
-from app.db import engine_for, sessionmaker_for
+from app.db import EngineOptions, api_thread_tokens, engine_for, sessionmaker_for
 from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_query
 from app.routes import api_docs, auth, profile, strava, training, web, workouts
@@ -29,6 +31,9 @@ from app.text import escape_controls
 from app.throttle import session_creation_throttle
 
 access_log = structlog.get_logger("orchestrator.access")
+
+# Threads /readyz may use at once for its checks (each abandoned when the bound expires).
+READYZ_PROBE_THREADS = 4
 
 
 def create_app(
@@ -48,8 +53,17 @@ def create_app(
         settings, http, on_response=api_response_hook(settings)
     )
 
+    engine_options = EngineOptions.from_settings(settings)
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Pool and threads sized together (app.db.admit_session): sessions ≤ connections ≤
+        # threads, so a burst queues off the threadpool rather than deadlocking it.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = api_thread_tokens(engine_options)
+        app.state.session_slots = anyio.Semaphore(engine_options.pool_capacity)
+        # /readyz's checks run on threads of their own: a hanging database never takes the API's.
+        app.state.probe_threads = anyio.CapacityLimiter(READYZ_PROBE_THREADS)
         yield
         http.close()
 
@@ -63,7 +77,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.sessions = sessionmaker_for(settings.database_url)
+    app.state.engine_options = engine_options
+    app.state.sessions = sessionmaker_for(settings.database_url, engine_options)
     app.state.keyring = KeyRing(settings.encryption_keys())
     app.state.strava_client = client
     app.state.session_throttle = session_creation_throttle(settings)
@@ -104,21 +119,41 @@ def create_app(
         return response
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # Liveness: on the event loop, touching nothing, so a stuck database cannot fail it.
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
-    def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
+    def database_ready() -> bool:
         try:
-            with engine_for(settings.database_url).connect() as connection:
+            with engine_for(settings.database_url, engine_options).connect() as connection:
                 connection.execute(text("SELECT 1"))
-            checks["database"] = "ok"
         except Exception:
-            checks["database"] = "unavailable"
+            return False
+        return True
+
+    def broker_ready() -> bool:
         from app.worker import broker_available
 
-        checks["broker"] = "ok" if broker_available(settings) else "unavailable"
+        return broker_available(settings)
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        # Bounded: a check that has not answered within READYZ_TIMEOUT_SECONDS is unavailable.
+        checks = {"database": "unavailable", "broker": "unavailable"}
+        probe_threads: anyio.CapacityLimiter | None = getattr(
+            request.app.state, "probe_threads", None
+        )
+
+        async def check(name: str, probe: Callable[[], bool]) -> None:
+            ok = await anyio.to_thread.run_sync(
+                probe, limiter=probe_threads, abandon_on_cancel=True
+            )
+            checks[name] = "ok" if ok else "unavailable"
+
+        with anyio.move_on_after(settings.readyz_timeout_seconds):
+            async with anyio.create_task_group() as checking:
+                checking.start_soon(check, "database", database_ready)
+                checking.start_soon(check, "broker", broker_ready)
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503

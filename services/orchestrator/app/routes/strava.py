@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.codes import Trigger
 from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, no_store
+from app.errors import ErrorBody
 from app.strava import oauth, scheduling, service
 from app.strava.client import StravaClient
 from app.strava.schemas import (
@@ -76,7 +77,7 @@ def get_status(
     return service.get_status(session, runner_id, keyring, window_days=settings.sync_window_days)
 
 
-@router.post("/strava/sync", status_code=202)
+@router.post("/strava/sync", status_code=202, responses={429: {"model": ErrorBody}})
 def request_sync(
     request: Request,
     session: SessionDep,
@@ -90,6 +91,7 @@ def request_sync(
         Trigger.MANUAL,
         enqueue=_enqueue(request),
         lease=timedelta(seconds=settings.sync_lease_seconds),
+        cooldown=timedelta(seconds=settings.manual_sync_cooldown_seconds),
     )
     return SyncQueuedOut(sync_run_id=run.id, state=run.state)
 

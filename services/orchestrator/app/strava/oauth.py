@@ -109,9 +109,17 @@ def _spend_attempt(session: Session, runner_id: uuid.UUID, state: str) -> LinkAt
     if attempt is None or attempt.runner_id != runner_id or attempt.used_at is not None:
         raise InvalidState()
     now = utcnow()
+    # SKIP LOCKED: a concurrent callback that spent this attempt holds its row while it calls
+    # Strava; this one gives up at once (invalid_state) instead of waiting behind it.
+    unspent = (
+        select(LinkAttempt.id)
+        .where(LinkAttempt.id == attempt.id, LinkAttempt.used_at.is_(None))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     spent = session.execute(
         update(LinkAttempt)
-        .where(LinkAttempt.id == attempt.id, LinkAttempt.used_at.is_(None))
+        .where(LinkAttempt.id == unspent, LinkAttempt.used_at.is_(None))
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )

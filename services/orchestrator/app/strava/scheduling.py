@@ -35,6 +35,8 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy import exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,7 +50,7 @@ from app.codes import (
     Trigger,
 )
 from app.db import after_commit, session_scope
-from app.errors import NotLinked, ServiceUnavailable
+from app.errors import NotLinked, ServiceUnavailable, SyncTooSoon
 from app.strava.lease import expired as lease_expired
 from app.strava.lease import expired_before as lease_expired_before
 from app.strava.metrics import LINKS_KEY_UNAVAILABLE
@@ -100,16 +102,21 @@ def request_sync(
     *,
     enqueue: Enqueue | Callable[[uuid.UUID], None],
     lease: timedelta | None = None,
+    cooldown: timedelta = timedelta(0),
 ) -> SyncRun:
     """Queue a sync of the runner's window, or return the one already queued or running.
+
+    No lock is taken: the run is inserted with ON CONFLICT DO NOTHING on the partial unique
+    index of active runs, so simultaneous requests of one runner coalesce on one run without
+    queueing behind each other (docs/architecture.md §4).
 
     With `lease`, a running run whose lease expired (its worker is gone: lease.py) is failed like
     the tick's sweep fails it, and a new run replaces it instead of being returned. A manual
     request with the broker down is refused (ServiceUnavailable: 503 + Retry-After) before
-    anything is written."""
+    anything is written, and one within `cooldown` of the runner's previous manual sync gets
+    SyncTooSoon (429 + retry_at)."""
     enqueue = as_enqueue(enqueue)
-    link = get_link(session, runner_id, for_update=True)
-    if link is None:
+    if get_link(session, runner_id) is None:
         raise NotLinked()
     active = active_sync(session, runner_id)
     now = utcnow()
@@ -121,22 +128,79 @@ def request_sync(
     )
     if active is not None and not lost:
         return active
-    if trigger == Trigger.MANUAL and not enqueue.available():
-        raise ServiceUnavailable("Syncing is unavailable right now. Try again in a minute.")
-    if active is not None:  # lost; the link is locked above, so the order is link, then run
-        _fail_lost(active, link, now, interval_seconds=None)
-        session.flush()  # before the new run: one active run per runner (a unique index)
-    run = SyncRun(
-        id=uuid.uuid4(),
-        runner_id=runner_id,
-        trigger=trigger,
-        state=RunState.QUEUED,
-        created_at=utcnow(),
-    )
-    session.add(run)
-    session.flush()
+    if trigger == Trigger.MANUAL:
+        recent = recent_manual_run(session, runner_id, now, cooldown)
+        if recent is not None and recent.state not in ACTIVE_RUN_STATES:
+            raise SyncTooSoon(as_utc(recent.created_at) + cooldown, now=now)
+        if not enqueue.available():
+            raise ServiceUnavailable("Syncing is unavailable right now. Try again in a minute.")
+    if active is not None:  # lost: finished first, one active run per runner (a unique index)
+        _fail_lost(active, None, now, interval_seconds=None)
+        session.flush()
+    for _ in range(3):
+        run_id = insert_active_run(session, runner_id, trigger, now)
+        if run_id is not None:
+            break
+        # A concurrent request inserted the runner's run first, and committed it (the insert
+        # waited for that): answer with it, unless it has already finished.
+        active = active_sync(session, runner_id)
+        if active is not None:
+            return active
+    else:
+        raise ServiceUnavailable("Syncing is busy right now. Try again in a moment.")
+    run = session.get_one(SyncRun, run_id)
     after_commit(session, partial(_send, enqueue, run.id, trigger))
     return run
+
+
+def insert_active_run(
+    session: Session, runner_id: uuid.UUID, trigger: Trigger, now: datetime
+) -> uuid.UUID | None:
+    """Insert a queued run unless the runner has an active one (uq_sync_runs_active_runner);
+    its id, or None when another is active."""
+    values = {
+        "id": uuid.uuid4(),
+        "runner_id": runner_id,
+        "trigger": trigger,
+        "state": RunState.QUEUED,
+        "created_at": now,
+    }
+    active = SyncRun.state.in_(ACTIVE_RUN_STATES)
+    insert = (
+        sqlite_insert(SyncRun)
+        if session.get_bind().dialect.name == "sqlite"
+        else postgresql_insert(SyncRun)
+    )
+    statement = (
+        insert.values(values)
+        .on_conflict_do_nothing(index_elements=[SyncRun.runner_id], index_where=active)
+        .returning(SyncRun.id)
+    )
+    inserted: uuid.UUID | None = session.scalar(statement)
+    return inserted
+
+
+def recent_manual_run(
+    session: Session, runner_id: uuid.UUID, now: datetime, cooldown: timedelta
+) -> SyncRun | None:
+    """The runner's last manual run that synced (`ok`, `partial`) or is still in flight, when it
+    was created less than `cooldown` ago: while there is one, another manual request is refused
+    (SyncTooSoon), so that a runner cannot spend the shared Strava budget by asking again and
+    again. Runs that ended `deferred` or `failed` (a lost worker, Strava down) do not count: a
+    retry is what the runner needs then, and the runner's share of the budget still bounds it."""
+    if cooldown <= timedelta(0):
+        return None
+    return session.scalar(
+        select(SyncRun)
+        .where(
+            SyncRun.runner_id == runner_id,
+            SyncRun.trigger == Trigger.MANUAL,
+            SyncRun.created_at > now - cooldown,
+            or_(SyncRun.result.is_(None), SyncRun.result.in_((RunResult.OK, RunResult.PARTIAL))),
+        )
+        .order_by(SyncRun.created_at.desc())
+        .limit(1)
+    )
 
 
 def _send(enqueue: Enqueue, run_id: uuid.UUID, trigger: str) -> None:

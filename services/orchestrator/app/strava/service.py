@@ -111,11 +111,13 @@ def parse_scopes(scope: str | None) -> list[str]:
 
 
 def get_link(
-    session: Session, runner_id: uuid.UUID, *, for_update: bool = False
+    session: Session, runner_id: uuid.UUID, *, for_update: bool = False, nowait: bool = False
 ) -> StravaLink | None:
+    """The runner's link; locked with `for_update`. With `nowait` a link another transaction
+    holds is not waited for: the database refuses at once (app.errors maps that to a 503)."""
     query = select(StravaLink).where(StravaLink.runner_id == runner_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(nowait=nowait)
     return session.scalar(query)
 
 
@@ -350,8 +352,11 @@ def _disconnect(session: Session, link: StravaLink, keyring: KeyRing, client: St
 
 
 def unlink(session: Session, runner_id: uuid.UUID, keyring: KeyRing, client: StravaClient) -> None:
-    """Delete the link and its data here first; revoke at Strava, or retry that later."""
-    link = get_link(session, runner_id, for_update=True)
+    """Delete the link and its data here first; revoke at Strava, or retry that later.
+
+    The link stays locked while Strava is called, so a concurrent unlink of the same runner is
+    refused at once (NOWAIT) instead of holding a thread and a connection behind the lock."""
+    link = get_link(session, runner_id, for_update=True, nowait=True)
     if link is None:
         raise NotLinked()
     deleted = _disconnect(session, link, keyring, client)
