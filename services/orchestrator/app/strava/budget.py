@@ -12,6 +12,11 @@ reached its limit, less a reserve kept for the interactive link flow), or after 
 it raises `BudgetSpent` with the time the window resets, and no worker calls Strava until then:
 the sync is rescheduled for that time instead of sleeping or retrying.
 
+No runner may spend everyone's budget: the requests of a sync's listing are also counted for
+its runner, who may use at most RATE_BUDGET_RUNNER_SHARE of each 15-minute window (at least one
+request). Past it, that runner alone gets `BudgetSpent` until the window resets; the others go
+on. (Manual syncs also have a cooldown: scheduling.request_sync.)
+
 Two stores with one behaviour: Redis (production, REDIS_URL; a Lua script makes check-and-count
 atomic) and the database (the embedded default: one row, locked per call).
 """
@@ -19,15 +24,17 @@ atomic) and the database (the embedded default: one row, locked per call).
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import utcnow
 from app.db import lock_row
-from app.strava.models import RateBudgetState
+from app.strava.models import RateBudgetState, RunnerRateBudget
 from app.strava.ratelimit import (
     RateLimitSnapshot,
     Window,
@@ -87,8 +94,9 @@ class BudgetView:
 
 
 class RateBudget(Protocol):
-    def acquire(self, now: datetime) -> None:
-        """Count one request about to be made, or raise BudgetSpent."""
+    def acquire(self, now: datetime, runner_id: uuid.UUID | None = None) -> None:
+        """Count one request about to be made, or raise BudgetSpent; a request made for
+        `runner_id` (a sync's listing) also counts toward that runner's share."""
 
     def record(self, snapshot: RateLimitSnapshot, now: datetime) -> None:
         """Take in the usage and limits of a Strava response."""
@@ -105,6 +113,13 @@ class RateBudget(Protocol):
 def _cap(limit: int, reserve: float) -> int:
     """The share of `limit` syncs may use; at least one request when the limit allows any."""
     return max(1, math.floor(limit * (1 - reserve))) if limit > 0 else 0
+
+
+def _runner_cap(limits: Limits, reserve: float, share: float) -> int:
+    """The requests one runner may make in a 15-minute window: `share` of what syncs may use,
+    so that no runner can spend everyone's budget (at least one request)."""
+    window_cap = min(_cap(limits.overall[0], reserve), _cap(limits.read[0], reserve))
+    return max(1, math.floor(window_cap * share)) if window_cap > 0 else 0
 
 
 def _windows(now: datetime) -> tuple[int, int]:
@@ -124,9 +139,12 @@ def _spent(now: datetime, window: Window) -> BudgetSpent:
 class DatabaseBudget:
     """The budget in the `strava_rate_budget` row, locked for each call (its own transactions)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, reserve: float = 0.05) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, reserve: float = 0.05, runner_share: float = 1.0
+    ) -> None:
         self._sessions = sessions
         self._reserve = reserve
+        self._runner_share = runner_share
 
     def __repr__(self) -> str:
         return "DatabaseBudget()"
@@ -168,7 +186,7 @@ class DatabaseBudget:
         overall_short, overall_daily, read_short, read_daily = (int(v or 0) for v in values)
         return Limits((overall_short, overall_daily), (read_short, read_daily))
 
-    def acquire(self, now: datetime) -> None:
+    def acquire(self, now: datetime, runner_id: uuid.UUID | None = None) -> None:
         with self._sessions.begin() as session:
             row = self._locked(session)
             if row.blocked_until is not None and _aware(row.blocked_until) > now:
@@ -186,10 +204,33 @@ class DatabaseBudget:
                     limits.read[0], r
                 ):
                     raise _spent(now, "short")
+            if runner_id is not None:
+                # Under the budget row's lock: the runner's counter cannot race.
+                self._count_runner(session, runner_id, row.short_window, limits, now)
             row.short_overall += 1
             row.short_read += 1
             row.daily_overall += 1
             row.daily_read += 1
+
+    def _count_runner(
+        self,
+        session: Session,
+        runner_id: uuid.UUID,
+        short_window: int,
+        limits: Limits | None,
+        now: datetime,
+    ) -> None:
+        mine = session.get(RunnerRateBudget, runner_id, populate_existing=True)
+        if mine is None:
+            mine = RunnerRateBudget(runner_id=runner_id, short_window=short_window, requests=0)
+            session.add(mine)
+        elif mine.short_window != short_window:
+            mine.short_window, mine.requests = short_window, 0
+        if limits is not None and mine.requests + 1 > _runner_cap(
+            limits, self._reserve, self._runner_share
+        ):
+            raise _spent(now, "short")
+        mine.requests += 1
 
     def record(self, snapshot: RateLimitSnapshot, now: datetime) -> None:
         with self._sessions.begin() as session:
@@ -250,6 +291,7 @@ class DatabaseBudget:
             row.read_limit_short = row.read_limit_daily = None
             row.blocked_until = None
             row.blocked_window = None
+            session.execute(delete(RunnerRateBudget))
 
 
 def _aware(value: datetime) -> datetime:
@@ -258,9 +300,10 @@ def _aware(value: datetime) -> datetime:
 
 # --- Redis (production) -----------------------------------------------------------------------
 
-# KEYS: limits, short counters, daily counters, block. ARGV: reserve, short ttl, daily ttl,
-# now (ms). Returns {0} when a request was counted, {1, until_ms, window} when blocked, {2, 0,
-# window} when the window's share is spent.
+# KEYS: limits, short counters, daily counters, block[, the runner's short counter]. ARGV:
+# reserve, short ttl, daily ttl, now (ms), runner share. Returns {0} when a request was counted,
+# {1, until_ms, window} when blocked, {2, 0, window} when the window's share (or the runner's
+# share of it) is spent.
 _ACQUIRE = """
 local blocked = redis.call('GET', KEYS[4])
 if blocked then
@@ -286,6 +329,17 @@ if limits[1] and limits[2] and limits[3] and limits[4] then
   if s_o + 1 > cap(tonumber(limits[1])) or s_r + 1 > cap(tonumber(limits[3])) then
     return {2, 0, 'short'}
   end
+  if KEYS[5] then
+    local window_cap = math.min(cap(tonumber(limits[1])), cap(tonumber(limits[3])))
+    local mine = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if window_cap <= 0 or mine + 1 > math.max(1, math.floor(window_cap * tonumber(ARGV[5]))) then
+      return {2, 0, 'short'}
+    end
+  end
+end
+if KEYS[5] then
+  redis.call('INCR', KEYS[5])
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[2]))
 end
 redis.call('HINCRBY', KEYS[2], 'overall', 1)
 redis.call('HINCRBY', KEYS[2], 'read', 1)
@@ -327,10 +381,18 @@ return 1
 class RedisBudget:
     """The budget in Redis: counters per window (expiring), limits, and a block key."""
 
-    def __init__(self, client: redis.Redis[bytes], *, prefix: str, reserve: float = 0.05) -> None:
+    def __init__(
+        self,
+        client: redis.Redis[bytes],
+        *,
+        prefix: str,
+        reserve: float = 0.05,
+        runner_share: float = 1.0,
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self._reserve = reserve
+        self._runner_share = runner_share
         self._acquire = client.register_script(_ACQUIRE)
         self._record = client.register_script(_RECORD)
         self._block = client.register_script(_BLOCK)
@@ -343,14 +405,18 @@ class RedisBudget:
         p = self._prefix
         return f"{p}:limits", f"{p}:short:{short}", f"{p}:daily:{daily}", f"{p}:blocked"
 
-    def acquire(self, now: datetime) -> None:
+    def acquire(self, now: datetime, runner_id: uuid.UUID | None = None) -> None:
+        keys = list(self._keys(now))
+        if runner_id is not None:
+            keys.append(f"{self._prefix}:runner:{runner_id}:{_windows(now)[0]}")
         result: list[Any] = self._acquire(
-            keys=list(self._keys(now)),
+            keys=keys,
             args=[
                 self._reserve,
                 SHORT_SECONDS * 2,
                 DAY_SECONDS * 2,
                 int(now.timestamp() * 1000),
+                self._runner_share,
             ],
         )
         if int(result[0]) == 0:
@@ -445,6 +511,13 @@ def from_settings(settings: Settings, sessions: sessionmaker[Session]) -> RateBu
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
         return RedisBudget(
-            client, prefix=settings.rate_budget_prefix, reserve=settings.rate_budget_reserve
+            client,
+            prefix=settings.rate_budget_prefix,
+            reserve=settings.rate_budget_reserve,
+            runner_share=settings.rate_budget_runner_share,
         )
-    return DatabaseBudget(sessions, reserve=settings.rate_budget_reserve)
+    return DatabaseBudget(
+        sessions,
+        reserve=settings.rate_budget_reserve,
+        runner_share=settings.rate_budget_runner_share,
+    )

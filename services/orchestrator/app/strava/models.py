@@ -175,3 +175,17 @@ class RateBudgetState(Base):
     read_limit_daily: Mapped[int | None] = mapped_column(Integer)
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     blocked_window: Mapped[str | None] = mapped_column(String(10))
+
+
+class RunnerRateBudget(Base):
+    """One runner's requests in the current 15-minute window, for the embedded budget's
+    per-runner share (RATE_BUDGET_RUNNER_SHARE; see budget.py). Counted under the lock of the
+    `strava_rate_budget` row."""
+
+    __tablename__ = "strava_rate_budget_runners"
+
+    runner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runners.id", ondelete="CASCADE"), primary_key=True
+    )
+    short_window: Mapped[int] = mapped_column(BigInteger, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)

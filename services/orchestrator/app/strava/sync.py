@@ -244,7 +244,9 @@ def run_sync(
         grant = tokens.access_grant(
             runtime.sessions, link_id, client=client, keyring=runtime.keyring, budget=runtime.budget
         )
-        _list_window(runtime, client, recorder, link_id, grant, after, listing, (run_id, attempts))
+        _list_window(
+            runtime, client, recorder, runner_id, link_id, grant, after, listing, (run_id, attempts)
+        )
     except LeaseLost:
         # Declared lost (or taken over) while this worker was slow: the run is someone else's.
         log.warning("strava.sync_lease_lost", sync_run_id=str(run_id), attempts=attempts)
@@ -282,6 +284,7 @@ def _list_window(
     runtime: StravaRuntime,
     client: StravaClient,
     recorder: RunRecorder,
+    runner_id: uuid.UUID,
     link_id: uuid.UUID,
     grant: tokens.AccessGrant,
     after: int,
@@ -295,7 +298,7 @@ def _list_window(
             raise ListingTooLong(f"more than {MAX_PAGES} pages")
         renew_lease(runtime.sessions, *attempt, utcnow())
         recorder.flush()
-        runtime.budget.acquire(utcnow())
+        runtime.budget.acquire(utcnow(), runner_id)  # counts toward the runner's share too
         try:
             result = client.list_activities(
                 grant.access_token, after=after, page=page, per_page=PER_PAGE

@@ -17,6 +17,8 @@ from app.strava.ratelimit import RateLimitSnapshot
 from sqlalchemy.orm import Session, sessionmaker
 
 NOW = datetime(2026, 11, 24, 10, 7, 30, tzinfo=UTC)
+# Each runner may use a tenth of a window's sync budget (RATE_BUDGET_RUNNER_SHARE).
+RUNNER_SHARE = 0.1
 
 
 def _snapshot(
@@ -50,15 +52,18 @@ def budget(
 
         url = request.getfixturevalue("redis_url")
         made = RedisBudget(
-            redis.Redis.from_url(url), prefix=f"test-budget-{uuid.uuid4().hex}", reserve=0.05
+            redis.Redis.from_url(url),
+            prefix=f"test-budget-{uuid.uuid4().hex}",
+            reserve=0.05,
+            runner_share=RUNNER_SHARE,
         )
     elif request.param == "postgresql":
         request.getfixturevalue("settings")
         from app.db import get_sessionmaker
 
-        made = DatabaseBudget(get_sessionmaker(), reserve=0.05)
+        made = DatabaseBudget(get_sessionmaker(), reserve=0.05, runner_share=RUNNER_SHARE)
     else:
-        made = DatabaseBudget(sqlite_sessions, reserve=0.05)
+        made = DatabaseBudget(sqlite_sessions, reserve=0.05, runner_share=RUNNER_SHARE)
     made.reset()
     with time_machine.travel(NOW, tick=False):
         yield made
@@ -118,6 +123,44 @@ def test_usage_reported_by_strava_is_never_lowered(budget: RateBudget) -> None:
     assert budget.view(NOW).used_short == 10
     budget.record(_snapshot((30, 30)), NOW)
     assert budget.view(NOW).used_short == 30
+
+
+@pytest.fixture
+def two_runners(
+    request: pytest.FixtureRequest, sqlite_sessions: sessionmaker[Session]
+) -> list[uuid.UUID]:
+    """Two runners in the budget's database (its per-runner counters refer to them)."""
+    from app.runners.models import Runner
+
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    store = request.node.callspec.params["budget"]
+    if store != "redis":
+        from app.db import get_sessionmaker
+
+        sessions = get_sessionmaker() if store == "postgresql" else sqlite_sessions
+        with sessions.begin() as session:
+            session.add_all(Runner(id=runner_id) for runner_id in ids)
+    return ids
+
+
+def test_one_runner_cannot_spend_everyone_s_window(
+    budget: RateBudget, two_runners: list[uuid.UUID]
+) -> None:
+    greedy, other = two_runners
+    budget.record(_snapshot((0, 0)), NOW)  # 95 of 100 for syncs: 9 for each runner
+    for _ in range(9):
+        budget.acquire(NOW, greedy)
+    with pytest.raises(BudgetSpent) as spent:
+        budget.acquire(NOW, greedy)
+    assert spent.value.retry_at == datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+    # The others go on: another runner, and requests charged to no runner (a token refresh).
+    for _ in range(9):
+        budget.acquire(NOW, other)
+    budget.acquire(NOW)
+    assert budget.view(NOW).blocked_until is None
+    assert budget.view(NOW).used_short == 19
+    # The next window gives the greedy runner a fresh share.
+    budget.acquire(NOW + timedelta(minutes=8), greedy)
 
 
 def test_concurrent_workers_never_overspend(budget: RateBudget) -> None:
