@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import time_machine
 from app.clock import as_utc, utcnow
 from app.config import Settings
@@ -227,3 +228,58 @@ def test_a_redelivered_task_takes_over_its_running_run(
         finished = session.get(SyncRun, enqueued[-1])
         assert finished is not None
         assert finished.attempts == 2
+
+
+def test_a_manual_sync_inside_the_cooldown_is_refused_with_retry_at(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+) -> None:
+    from app.codes import Trigger
+    from app.errors import SyncTooSoon
+
+    runner = linked_runner(api, athlete["id"])
+    run_sync(strava_runtime, enqueued[-1])
+    cooldown = timedelta(minutes=5)
+
+    def manual() -> SyncRun:
+        with session_scope() as session:
+            return scheduling.request_sync(
+                session, _rid(runner), Trigger.MANUAL, enqueue=enqueued.append, cooldown=cooldown
+            )
+
+    first = manual()
+    assert manual().id == first.id  # still queued: coalesced, not refused
+    run_sync(strava_runtime, first.id)
+    with pytest.raises(SyncTooSoon) as refused:
+        manual()
+    assert refused.value.detail == {"retry_at": (as_utc(first.created_at) + cooldown).isoformat()}
+    with time_machine.travel(as_utc(first.created_at) + cooldown, tick=False):
+        assert manual().id != first.id
+
+
+def test_the_embedded_database_coalesces_on_its_partial_unique_index(
+    tmp_path: Any,
+) -> None:
+    """SQLite takes the same INSERT .. ON CONFLICT DO NOTHING on the active-run index."""
+    from app.codes import Trigger
+    from app.db import make_engine
+    from app.migrations import upgrade
+    from app.runners.models import Runner as RunnerRow
+    from sqlalchemy.orm import sessionmaker
+
+    url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
+    upgrade(url)
+    sessions = sessionmaker(bind=make_engine(url), expire_on_commit=False)
+    runner_id = uuid.uuid4()
+    with sessions.begin() as session:
+        session.add(RunnerRow(id=runner_id))
+    with sessions.begin() as session:
+        first = scheduling.insert_active_run(session, runner_id, Trigger.MANUAL, utcnow())
+    with sessions.begin() as session:
+        second = scheduling.insert_active_run(session, runner_id, Trigger.SCHEDULE, utcnow())
+        runs = list(session.scalars(select(SyncRun.id).where(SyncRun.runner_id == runner_id)))
+    assert first is not None
+    assert second is None
+    assert runs == [first]
