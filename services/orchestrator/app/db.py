@@ -56,7 +56,8 @@ class EngineOptions:
     max_overflow: int = 10
     pool_timeout_s: float = 5.0
     connect_timeout_s: int = 5
-    statement_timeout_s: float = 30.0
+    # None: no limit (migrations, whose DDL on a large table may take longer).
+    statement_timeout_s: float | None = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
@@ -87,15 +88,15 @@ def api_thread_tokens(options: EngineOptions) -> int:
 
 def postgres_engine_arguments(options: EngineOptions) -> dict[str, Any]:
     """create_engine's arguments for PostgreSQL (psycopg 3): the pool and the timeouts."""
+    connect_args: dict[str, Any] = {"connect_timeout": options.connect_timeout_s}
+    if options.statement_timeout_s is not None:
+        connect_args["options"] = f"-c statement_timeout={int(options.statement_timeout_s * 1000)}"
     return {
         "pool_pre_ping": True,
         "pool_size": options.pool_size,
         "max_overflow": options.max_overflow,
         "pool_timeout": options.pool_timeout_s,
-        "connect_args": {
-            "connect_timeout": options.connect_timeout_s,
-            "options": f"-c statement_timeout={int(options.statement_timeout_s * 1000)}",
-        },
+        "connect_args": connect_args,
     }
 
 

@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 
 # PostgreSQL's SQLSTATE for a row locked by someone else under NOWAIT (lock_not_available).
 LOCK_NOT_AVAILABLE = "55P03"
+# Seconds a client waits before trying again after the database failed (Retry-After).
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ErrorBody(BaseModel):
@@ -241,8 +243,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
-    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        return await _app_error(_, database_unavailable(exc))
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused, hung or ran out of connections: a dependency is down (503).
+        return await _app_error(request, database_unavailable(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -288,7 +291,3 @@ def database_unavailable(exc: Exception) -> ServiceUnavailable:
     return ServiceUnavailable(
         "The database is unavailable. Try again shortly.", retry_after=DATABASE_RETRY_AFTER_S
     )
-
-
-# Seconds a client waits before trying again after the database failed (Retry-After).
-DATABASE_RETRY_AFTER_S = 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from app.config import get_settings
-from app.db import Base, make_engine
+from app.db import Base, EngineOptions, make_engine
 from app.models import import_all_models
 from sqlalchemy import Connection
 
@@ -28,7 +28,8 @@ if connection is not None:
     _run(connection)
 else:
     url = context.config.get_main_option("sqlalchemy.url") or get_settings().database_url
-    engine = make_engine(url)
+    # No statement timeout: DDL on a large table may take longer than a request may.
+    engine = make_engine(url, EngineOptions(statement_timeout_s=None))
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
