@@ -163,22 +163,6 @@ class ReauthRequired(AppError):
     default_message = "Strava refused the authorization. Connect again."
 
 
-class SyncTooSoon(AppError):
-    """A manual sync inside the runner's cooldown (MANUAL_SYNC_COOLDOWN_SECONDS): 429 with the
-    time the next one is accepted, in `detail.retry_at` and `Retry-After`."""
-
-    code = StatusCode.RATE_LIMITED
-    status = 429
-    default_message = "You synced a moment ago. Try again later."
-
-    def __init__(self, retry_at: datetime, *, now: datetime) -> None:
-        super().__init__(detail={"retry_at": retry_at.isoformat()})
-        self.retry_after = max(1, math.ceil((retry_at - now).total_seconds()))
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
-
 class ServiceUnavailable(AppError):
     """A dependency of ours (broker, database) is down; `retry_after` in seconds."""
 
@@ -215,6 +199,17 @@ class RateLimited(AppError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class SyncTooSoon(RateLimited):
+    """A manual sync inside the runner's cooldown (MANUAL_SYNC_COOLDOWN_SECONDS): 429 with the
+    time the next one is accepted, in `detail.retry_at` (and `retry_after`, `Retry-After`)."""
+
+    default_message = "You synced a moment ago. Try again later."
+
+    def __init__(self, retry_at: datetime, *, now: datetime) -> None:
+        super().__init__(retry_after=max(1, math.ceil((retry_at - now).total_seconds())))
+        self.detail = {"retry_at": retry_at.isoformat(), "retry_after": self.retry_after}
+
+
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "message": message}
     if detail is not None:
@@ -243,9 +238,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
-    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The database refused, hung or ran out of connections: a dependency is down (503).
-        return await _app_error(request, database_unavailable(exc))
+        return app_error_response(database_unavailable(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

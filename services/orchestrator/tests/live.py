@@ -1,5 +1,6 @@
 """The API served by uvicorn on 127.0.0.1 in a background thread: real HTTP for tests that need
-a socket (browser tests, request limits)."""
+a socket (browser tests, request limits, concurrent clients); and stand-ins for a database that
+hangs or refuses."""
 
 from __future__ import annotations
 
@@ -54,3 +55,46 @@ def serving(app: FastAPI, sock: socket.socket | None = None) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def silent_database() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word (a hung database server);
+    yields the port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(512)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(connection)  # held open, never answered
+
+    thread = threading.Thread(target=accept, name="silent-database", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in accepted:
+            connection.close()
+        listener.close()
+
+
+def closed_port() -> int:
+    """A local port nobody listens on (connections are refused)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port

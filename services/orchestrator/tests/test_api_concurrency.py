@@ -18,7 +18,7 @@ from app.strava.payloads import TokenResponse
 from app.strava.runtime import StravaRuntime
 from factories import Runner, consent, linked_runner, start_link, synced_runner
 from fastapi.testclient import TestClient
-from live_api import serve
+from live import serving
 from waiting import wait_until
 
 CONTRACT_ERRORS = {"not_linked", "rate_limited", "service_unavailable", "invalid_state"}
@@ -100,7 +100,7 @@ def test_fifty_simultaneous_syncs_of_one_runner_get_json_and_one_run(
 ) -> None:
     runner = synced_runner(api, athlete, enqueued, strava_runtime)
     live_app = create_app(settings, enqueue_sync=enqueued.append)
-    with serve(live_app) as base_url:
+    with serving(live_app) as base_url:
         answers = _all_at_once(
             50,
             lambda http: http.post(
@@ -124,7 +124,7 @@ def _held_then_released(
     """`first` is held at Strava (its transaction open); `count` concurrent `others` must all be
     answered while it is still held; then it is released."""
     live_app = create_app(settings, strava_client=gated, enqueue_sync=lambda _: None)
-    with serve(live_app) as base_url:
+    with serving(live_app) as base_url:
         held: list[httpx2.Response] = []
         holder = threading.Thread(
             target=lambda: held.append(first(httpx2.Client(timeout=120), base_url))

@@ -13,7 +13,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from fastapi.testclient import TestClient
-from live_api import closed_port, serve, silent_database
+from live import closed_port, serving, silent_database
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -64,7 +64,7 @@ def test_a_silent_database_leaves_healthz_live_and_readyz_bounded(
         with lock:
             answers.append(answer)
 
-    with serve(app) as base_url:
+    with serving(app) as base_url:
         # 45 API calls stuck on the database, as many probes as the reproduction.
         callers = [threading.Thread(target=status, args=(base_url,)) for _ in range(45)]
         for caller in callers:
