@@ -108,7 +108,8 @@ def test_fifty_simultaneous_syncs_of_one_runner_get_json_and_one_run(
             ),
         )
     for answer in answers:
-        _assert_contract_json(answer, {202, 429, 503})
+        # In flight, a run coalesces: never refused by the cooldown (429), whatever the race.
+        _assert_contract_json(answer, {202, 503})
     run_ids = {answer.json()["sync_run_id"] for answer in answers if answer.status_code == 202}
     assert len(run_ids) == 1, run_ids
     assert uuid.UUID(run_ids.pop()) == enqueued[-1]
