@@ -121,13 +121,16 @@ def make_engine(url: str, options: EngineOptions | None = None) -> Engine:
 
 @lru_cache
 def engine_for(url: str, options: EngineOptions | None = None) -> Engine:
-    """One engine (one pool) per database URL, options and process."""
-    return make_engine(url, options or EngineOptions())
+    """One engine (one pool) per database URL, options and process. Without options, those of
+    the process's settings: the same engine as the API's and the workers' under them."""
+    if options is None:
+        return engine_for(url, EngineOptions.from_settings(get_settings()))
+    return make_engine(url, options)
 
 
 @lru_cache
 def sessionmaker_for(url: str, options: EngineOptions | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url, options or EngineOptions()), expire_on_commit=False)
+    return sessionmaker(bind=engine_for(url, options), expire_on_commit=False)
 
 
 def get_engine() -> Engine:
