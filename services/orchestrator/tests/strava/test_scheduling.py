@@ -284,3 +284,34 @@ def test_the_embedded_database_coalesces_on_its_partial_unique_index(
     assert first is not None
     assert second is None
     assert runs == [first]
+
+
+def test_a_manual_sync_that_failed_does_not_start_the_cooldown(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+    emulator: EmulatorHandle,
+) -> None:
+    from app.codes import Trigger
+
+    runner = linked_runner(api, athlete["id"])
+    run_sync(strava_runtime, enqueued[-1])
+
+    def manual() -> SyncRun:
+        with session_scope() as session:
+            return scheduling.request_sync(
+                session,
+                _rid(runner),
+                Trigger.MANUAL,
+                enqueue=enqueued.append,
+                cooldown=timedelta(minutes=5),
+            )
+
+    first = manual()
+    emulator.admin.add_fault("/api/v3/athlete/activities", status=503, count=10)
+    assert run_sync(strava_runtime, first.id).result == "failed"
+    emulator.admin.clear_faults()
+    again = manual()  # the runner may retry at once: the failed run cost them their share only
+    assert again.id != first.id
+    assert run_sync(strava_runtime, again.id).result == "ok"
