@@ -127,9 +127,12 @@ def _held_then_released(
     live_app = create_app(settings, strava_client=gated, enqueue_sync=lambda _: None)
     with serving(live_app) as base_url:
         held: list[httpx2.Response] = []
-        holder = threading.Thread(
-            target=lambda: held.append(first(httpx2.Client(timeout=120), base_url))
-        )
+
+        def hold() -> None:
+            with httpx2.Client(timeout=120) as http:
+                held.append(first(http, base_url))
+
+        holder = threading.Thread(target=hold)
         holder.start()
         wait_until(gated.entered.is_set)
         answers: list[Any] = []
