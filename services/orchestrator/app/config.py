@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     rate_limit_prefix: str = "orchestrator:ratelimit"
     # A runner's bearer token stops working this long after it was issued (401).
     session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Webhooks (docs/strava.md §5, docs/contract.md §7). The handshake is answered only for this
+    # token; unset → no subscription can be validated.
+    strava_webhook_verify_token: SecretStr | None = None
+    # An unguessable last segment of the callback path (/api/v1/strava/webhook/<secret>), so the
+    # URL itself is a shared secret: Strava does not sign its events.
+    strava_webhook_path_secret: SecretStr | None = None
+    # Our push subscription's id: events of any other are ignored (unset → any is taken).
+    strava_webhook_subscription_id: int | None = None
+    # More open events than this for one runner → one window listing instead of N reads.
+    webhook_burst_threshold: int = Field(default=10, ge=1)
+    # A pending event whose processing task has not run for this long is sent again by the tick.
+    webhook_stale_pending_seconds: int = Field(default=120, ge=1)
 
     # Retention (docs/retention.md): how often the beat applies it, and what it keeps.
     retention_interval_seconds: int = Field(default=3600, ge=1)

@@ -163,6 +163,12 @@ class ReauthRequired(AppError):
     default_message = "Strava refused the authorization. Connect again."
 
 
+class WebhookVerificationFailed(AppError):
+    code = "invalid_verify_token"
+    status = 403
+    default_message = "The subscription cannot be validated with this verify token."
+
+
 class ServiceUnavailable(AppError):
     """A dependency of ours (broker, database) is down; `retry_after` in seconds."""
 

@@ -31,12 +31,19 @@ SECRET_KEYS = frozenset(
 )
 # Query strings in logged URLs/paths: keep the parameter, drop the value.
 _SECRET_QUERY = re.compile(
-    r"(?P<key>(?:access_token|refresh_token|code|state|code_verifier|client_secret)=)[^&\s]*"
+    r"(?P<key>(?:access_token|refresh_token|code|state|code_verifier|client_secret"
+    r"|hub\.verify_token)=)[^&\s]*"
 )
+# The webhook callback's last path segment is a shared secret (STRAVA_WEBHOOK_PATH_SECRET).
+_SECRET_PATH = re.compile(r"(?P<prefix>/strava/webhook/)[^/?\s]+")
 
 
 def redact_query(text: str) -> str:
     return _SECRET_QUERY.sub(r"\g<key>[redacted]", text)
+
+
+def redact_path(path: str) -> str:
+    return _SECRET_PATH.sub(r"\g<prefix>[redacted]", path)
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -21,7 +21,7 @@ from app.body_limit import BodySizeLimit
 from app.config import Settings, get_settings
 from app.db import EngineOptions, api_thread_tokens, engine_for, sessionmaker_for
 from app.errors import ERROR_RESPONSES, install_error_handlers
-from app.logging import configure_logging, redact_query
+from app.logging import configure_logging, redact_path, redact_query
 from app.routes import api_docs, auth, profile, strava, training, web, workouts
 from app.security import KeyRing
 from app.strava.client import StravaClient, create_http_client
@@ -41,10 +41,12 @@ def create_app(
     *,
     strava_client: StravaClient | None = None,
     enqueue_sync: Enqueue | Callable[[uuid.UUID], None] | None = None,
+    enqueue_webhooks: Callable[[uuid.UUID], None] | None = None,
 ) -> FastAPI:
     """The API for `settings` (the process's when None): its routes and its database follow
     them. `strava_client` and `enqueue_sync` replace the real collaborators (tests); a plain
-    callable can enqueue, it is then taken to be always available."""
+    callable can enqueue, it is then taken to be always available. `enqueue_webhooks` sends a
+    runner's webhook processing task (default: Celery)."""
     settings = settings or get_settings()
     configure_logging(json=settings.log_json)
     # One pooled HTTP client for the process's Strava calls, closed with the app.
@@ -87,6 +89,11 @@ def create_app(
 
         enqueue_sync = enqueue_with_celery
     app.state.enqueue_sync = as_enqueue(enqueue_sync)
+    if enqueue_webhooks is None:
+        from app.strava.tasks import enqueue_webhook_processing
+
+        enqueue_webhooks = enqueue_webhook_processing
+    app.state.enqueue_webhooks = enqueue_webhooks
 
     install_error_handlers(app)
     app.include_router(auth.router, responses=ERROR_RESPONSES)
@@ -111,7 +118,7 @@ def create_app(
         access_log.info(
             "http.request",
             method=request.method,
-            path=escape_controls(request.url.path),
+            path=escape_controls(redact_path(request.url.path)),
             query=escape_controls(redact_query(request.url.query)),
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -92,11 +92,15 @@ def emulator() -> Iterator[EmulatorHandle]:
 
     # The deep link coachai://oauth/strava has the host `oauth`: that is the callback domain.
     # Limits far above what the suite spends: the rate-limit tests lower them for themselves.
+    # Webhooks: a failed delivery is retried after 0.2 s (Strava: minutes), and generated
+    # activities get their events only when a test asks (no background scan).
     config = EmulatorConfig(
         callback_domain="oauth",
         athletes=3,
         overall_limit=EMULATOR_LIMITS,
         read_limit=EMULATOR_LIMITS,
+        webhook_retry_delay_seconds=0.2,
+        webhook_scan_seconds=0,
     )
     with run_emulator(config) as handle:
         yield handle

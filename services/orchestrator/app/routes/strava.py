@@ -8,11 +8,12 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.codes import Trigger
 from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, no_store
 from app.errors import ErrorBody
-from app.strava import oauth, scheduling, service
+from app.strava import oauth, scheduling, service, webhooks
 from app.strava.client import StravaClient
 from app.strava.schemas import (
     CallbackIn,
@@ -110,3 +111,33 @@ def list_sync_runs(
 ) -> SyncRunPage:
     runs = service.list_sync_runs(session, runner_id, limit=limit)
     return SyncRunPage(items=[SyncRunOut.model_validate(run) for run in runs])
+
+
+# --- webhooks (docs/strava.md §5): no bearer token; the path may end in a secret segment ---------
+
+
+@router.get("/strava/webhook", include_in_schema=False)
+@router.get("/strava/webhook/{path_secret}", include_in_schema=False)
+def verify_webhook(
+    request: Request, settings: SettingsDep, path_secret: str | None = None
+) -> dict[str, str]:
+    webhooks.check_callback_path(settings, path_secret)
+    return webhooks.verify_subscription(settings, request.query_params)
+
+
+@router.post("/strava/webhook", include_in_schema=False)
+@router.post("/strava/webhook/{path_secret}", include_in_schema=False)
+async def receive_webhook(
+    request: Request, settings: SettingsDep, keyring: KeyRingDep, path_secret: str | None = None
+) -> dict[str, str]:
+    webhooks.check_callback_path(settings, path_secret)
+    body = await request.body()  # bounded by the app's BodySizeLimit (413 beyond it)
+    intake = await run_in_threadpool(
+        webhooks.receive_event,
+        body,
+        sessions=request.app.state.sessions,
+        keyring=keyring,
+        settings=settings,
+        enqueue=request.app.state.enqueue_webhooks,
+    )
+    return intake.body()

@@ -189,3 +189,16 @@ class RunnerRateBudget(Base):
     )
     short_window: Mapped[int] = mapped_column(BigInteger, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StravaRevocation(Base):
+    """A runner whose athlete revoked our access at Strava (confirmed): the link, its tokens and
+    the Strava workouts are gone, and this row is what lets the status say `revoked` (action
+    `reconnect`) instead of a plain `not_linked`. Removed when the runner links again."""
+
+    __tablename__ = "strava_revocations"
+
+    runner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runners.id", ondelete="CASCADE"), primary_key=True
+    )
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -43,7 +43,7 @@ from app.security import (
 from app.strava import service
 from app.strava.client import AthleteCapacityReached, InvalidGrant, StravaClient, StravaError
 from app.strava.credentials import LinkCredentials, open_athlete, open_link, seal_link
-from app.strava.models import LinkAttempt, StravaLink, SyncRun
+from app.strava.models import LinkAttempt, StravaLink, StravaRevocation, SyncRun
 from app.strava.payloads import TokenResponse
 from app.strava.scheduling import Enqueue, request_sync
 from app.strava.schemas import CallbackIn, LinkTokenIn
@@ -267,6 +267,8 @@ def _store_link(
         link.token_version += 1  # reconnect: fresh tokens for the same athlete
     seal_link(link, keyring, credentials, access_token_expires_at=tokens.expires_at)
     link.scopes = ",".join(scopes)
+    # Linked again after a revocation: the status stops saying `revoked`.
+    session.execute(delete(StravaRevocation).where(StravaRevocation.runner_id == runner_id))
     link.error_code = None
     link.error_message = None
     link.error_retry_at = None

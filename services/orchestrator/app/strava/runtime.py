@@ -49,13 +49,15 @@ class RunRecorder:
     database write, and it must not happen while a refresh holds the link's lock."""
 
     budget: RateBudget | None
+    # Why these requests are made (the `purpose` label of strava_requests_total).
+    purpose: str = metrics.Purpose.API
     requests: int = 0
     snapshot: RateLimitSnapshot | None = None
     _unrecorded: RateLimitSnapshot | None = None
 
     def __call__(self, info: ResponseInfo) -> None:
         self.requests += 1
-        metrics.observe_strava_response(info)
+        metrics.observe_strava_response(info, self.purpose)
         if info.rate_limit is not None:
             self.snapshot = self._unrecorded = info.rate_limit
 

@@ -11,6 +11,10 @@ default):
 * **After a run** (`record_run`): success → the next slot; a spent rate limit → just after the
   window resets; a failure → exponential backoff (`retry_delay`); a code that needs the runner to
   reconnect → never, until they do.
+* **Webhook events** (webhook_processing.py): a runner's task is sent when an event is stored;
+  the tick re-drives (`redrive_webhooks`) deferred events whose wait is over (a spent budget
+  resets), pending ones whose task was lost, and `processing` claims whose lease ran out (the
+  worker died mid-batch). It also prunes settled events and sets the inbox gauges.
 * **Recovery**: a run still `queued` long after it was enqueued (the broker lost the message, or
   it was never sent) is enqueued again; a `running` run whose lease expired (its worker died and
   nobody renews it: lease.py) is failed and its link scheduled for a retry; a manual request
@@ -51,6 +55,8 @@ from app.codes import (
 )
 from app.db import after_commit, session_scope
 from app.errors import NotLinked, ServiceUnavailable, SyncTooSoon
+from app.inbox import service as inbox
+from app.strava import metrics
 from app.strava.lease import expired as lease_expired
 from app.strava.lease import expired_before as lease_expired_before
 from app.strava.metrics import LINKS_KEY_UNAVAILABLE
@@ -60,6 +66,8 @@ from app.strava.service import active_sync, get_link
 
 log = structlog.get_logger(__name__)
 
+# Settled webhook events are kept this long (to look into what happened), then pruned by the tick.
+INBOX_RETENTION = timedelta(days=7)
 # Requests a scheduled sync usually costs: one page of activities and the empty page after it.
 REQUESTS_PER_SYNC = 2
 # The longest wait before a failed sync is tried again (also capped by the sync interval).
@@ -305,12 +313,14 @@ class TickReport:
     requeued: int = 0
     lost: int = 0
     budget_blocked_until: datetime | None = None
+    webhook_runners: int = 0
 
     def summary(self) -> dict[str, object]:
         return {
             "scheduled": self.scheduled,
             "requeued": self.requeued,
             "lost": self.lost,
+            "webhook_runners": self.webhook_runners,
             "budget_blocked_until": (
                 self.budget_blocked_until.isoformat() if self.budget_blocked_until else None
             ),
@@ -381,6 +391,40 @@ def _fail_lost(
     log.warning("strava.sync_lost", sync_run_id=str(run.id), runner_id=str(run.runner_id))
 
 
+def redrive_webhooks(
+    runtime: StravaRuntime,
+    *,
+    now: datetime,
+    enqueue_webhooks: Callable[[uuid.UUID], None],
+    stale_pending: timedelta,
+) -> int:
+    """Send the processing task again for runners whose inbox events are due and not being
+    processed; returns how many runners. Also prunes settled events older than INBOX_RETENTION
+    and refreshes the inbox gauges (one aggregate)."""
+    with session_scope(runtime.sessions) as session:
+        owners = inbox.owners_to_redrive(
+            session,
+            now,
+            pending_after=stale_pending,
+            stuck_after=timedelta(seconds=runtime.lease_seconds),
+        )
+        for runner_id in owners:
+            after_commit(session, partial(_send_webhooks, enqueue_webhooks, runner_id))
+        inbox.prune_settled(session, now - INBOX_RETENTION)
+        depth = inbox.depth(session)
+    metrics.observe_inbox_depth(depth.open_events, depth.oldest_age_seconds(now))
+    return len(owners)
+
+
+def _send_webhooks(enqueue: Callable[[uuid.UUID], None], runner_id: uuid.UUID) -> None:
+    try:
+        enqueue(runner_id)
+    except Exception as exc:  # the broker is down: the next tick tries again
+        log.warning(
+            "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
+        )
+
+
 def due_runner_ids(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
     """Links whose next sync is due (or never set), that can sync and have none in flight."""
     active = exists().where(
@@ -410,6 +454,8 @@ def tick(
     stale_queued: timedelta,
     reserve: float,
     batch_size: int = 500,
+    enqueue_webhooks: Callable[[uuid.UUID], None] | None = None,
+    webhook_stale_pending: timedelta = timedelta(minutes=2),
 ) -> TickReport:
     enqueue = as_enqueue(enqueue)
     now = utcnow()
@@ -428,10 +474,17 @@ def tick(
             )
             or 0
         )
+    webhook_runners = 0
+    if enqueue_webhooks is not None:
+        # Deferred events wait in the inbox (next_attempt_at = the window's reset), so re-driving
+        # them needs no budget check here: the processing asks the budget itself.
+        webhook_runners = redrive_webhooks(
+            runtime, now=now, enqueue_webhooks=enqueue_webhooks, stale_pending=webhook_stale_pending
+        )
     view = runtime.budget.view(now)
     if view.blocked_until is not None:
         # Nothing may reach Strava before the window resets: the links stay due until then.
-        return TickReport(0, requeued, lost, view.blocked_until)
+        return TickReport(0, requeued, lost, view.blocked_until, webhook_runners)
     limit = batch_size
     remaining = view.remaining_short(reserve)
     if remaining is not None:
@@ -447,6 +500,12 @@ def tick(
             scheduled += 1
         except (IntegrityError, NotLinked):
             continue
-    if scheduled or requeued or lost:
-        log.info("strava.tick", scheduled=scheduled, requeued=requeued, lost=lost)
-    return TickReport(scheduled, requeued, lost)
+    if scheduled or requeued or lost or webhook_runners:
+        log.info(
+            "strava.tick",
+            scheduled=scheduled,
+            requeued=requeued,
+            lost=lost,
+            webhook_runners=webhook_runners,
+        )
+    return TickReport(scheduled, requeued, lost, webhook_runners=webhook_runners)

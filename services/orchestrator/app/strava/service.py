@@ -16,6 +16,9 @@
   `reauth_required`, `insufficient_scope`, `strava_unavailable`, `key_unavailable`,
   `sync_failed`) or cleared on success; also for runs the tick finds lost (`sync_failed`);
 * tokens.access_grant: a refused token refresh (`reauth_required`), committed at once;
+* webhook_processing.revoke: a confirmed revocation deletes the link and leaves a
+  StravaRevocation row: with no link, the status says `revoked` (action `reconnect`) until the
+  runner links again (oauth.complete_link removes the row) or a later link attempt failed;
 * get_status itself: `insufficient_scope` (private runs missing) when the grant lacks
   `activity:read_all`; `key_unavailable` when the athlete cannot be decrypted.
 
@@ -49,8 +52,14 @@ from app.strava.credentials import (
     open_pending_deauthorization,
     seal_pending_deauthorization,
 )
-from app.strava.metrics import DEAUTHORIZATIONS, UNLINKS_WITHOUT_DEAUTHORIZATION
-from app.strava.models import LinkAttempt, PendingDeauthorization, StravaLink, SyncRun
+from app.strava.metrics import DEAUTHORIZATIONS, UNLINKS_WITHOUT_DEAUTHORIZATION, Purpose
+from app.strava.models import (
+    LinkAttempt,
+    PendingDeauthorization,
+    StravaLink,
+    StravaRevocation,
+    SyncRun,
+)
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
 from app.strava.tokens import REFRESH_MARGIN
@@ -165,6 +174,13 @@ def get_status(
         error = None
         if last_attempt is not None and last_attempt.failure_code is not None:
             error = status_error(last_attempt.failure_code)
+        revocation = session.get(StravaRevocation, runner_id)
+        if revocation is not None and (
+            last_attempt is None
+            or last_attempt.used_at is None
+            or as_utc(last_attempt.used_at) <= as_utc(revocation.revoked_at)
+        ):
+            error = status_error(StatusCode.REVOKED)
         return StravaStatus(
             status="not_linked",
             athlete=None,
@@ -378,7 +394,7 @@ def deauthorize_pending(runtime: StravaRuntime, *, batch_size: int = 50) -> int:
     """Retry deferred deauthorizations that are due; returns how many are settled."""
     now = utcnow()
     settled = 0
-    recorder = RunRecorder(runtime.budget)
+    recorder = RunRecorder(runtime.budget, purpose=Purpose.DEAUTHORIZE)
     client = runtime.client_for(recorder)
 
     def before_request() -> None:

@@ -236,7 +236,9 @@ def run_sync(
         _report(outcome, trigger, runner_id, time.perf_counter() - clock, attempts=attempts)
         return outcome
 
-    recorder = RunRecorder(runtime.budget)
+    recorder = RunRecorder(
+        runtime.budget, purpose=metrics.PURPOSE_OF_TRIGGER.get(trigger, metrics.Purpose.POLL)
+    )
     client = runtime.client_for(recorder)
     listing = Listing()
     error: Exception | None = None

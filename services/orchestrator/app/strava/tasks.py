@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 
 from app.config import get_settings
 from app.errors import ServiceUnavailable
-from app.strava import retention, scheduling, service, sync
+from app.strava import retention, scheduling, service, sync, webhook_processing
 from app.strava.runtime import StravaRuntime, build_runtime, close_runtime
 from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
@@ -60,9 +60,24 @@ def tick() -> dict[str, object]:
         enqueue=enqueue_sync,
         stale_queued=timedelta(seconds=settings.stale_queued_seconds),
         reserve=settings.rate_budget_reserve,
+        enqueue_webhooks=enqueue_webhook_processing,
+        webhook_stale_pending=timedelta(seconds=settings.webhook_stale_pending_seconds),
     )
     if not settings.redis_url:
         prune_embedded_broker(broker_url(settings))
+    return report.summary()
+
+
+@celery_app.task(name="strava.process_webhooks", bind=True, acks_late=True)
+def process_webhooks(self: Task[Any, Any], runner_id: str) -> dict[str, Any]:
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    report = webhook_processing.process_runner_events(
+        runtime(),
+        uuid.UUID(runner_id),
+        enqueue_sync=enqueue_sync,
+        burst_threshold=get_settings().webhook_burst_threshold,
+        redelivered=redelivered,
+    )
     return report.summary()
 
 
@@ -98,3 +113,9 @@ class CeleryEnqueue:
 
 
 enqueue_sync = CeleryEnqueue()
+
+
+def enqueue_webhook_processing(runner_id: uuid.UUID) -> None:
+    """Send a runner's webhook processing task (ids only). Raises when the broker is down: the
+    caller logs it, and the tick re-drives the runner's events."""
+    process_webhooks.apply_async(args=[str(runner_id)], retry=True, retry_policy=_PUBLISH_RETRY)

@@ -124,8 +124,13 @@ def test_metrics_show_sync_duration_requests_rate_limits_refreshes_and_lag(
     text = api.get("/metrics").text
 
     assert 'strava_sync_duration_seconds_count{result="ok",trigger="manual"}' in text
-    assert 'strava_requests_total{endpoint="GET /athlete/activities",status="200"}' in text
-    assert 'strava_requests_total{endpoint="POST /oauth/token",status="200"}' in text
+    assert (
+        'strava_requests_total{endpoint="GET /athlete/activities",purpose="manual",status="200"}'
+        in text
+    )
+    assert (
+        'strava_requests_total{endpoint="POST /oauth/token",purpose="manual",status="200"}' in text
+    )
     assert 'strava_rate_limit_usage{limit="read",window="short"}' in text
     assert 'strava_rate_limit_limit{limit="overall",window="daily"}' in text
     assert 'strava_token_refreshes_total{outcome="ok"}' in text

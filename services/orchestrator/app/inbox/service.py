@@ -1,0 +1,270 @@
+"""Storing, claiming and settling inbox events. Services take a Session and never commit.
+
+* `store`: `INSERT .. ON CONFLICT (dedupe_key) DO NOTHING`, so a delivery repeated any number
+  of times (or racing itself) is one row;
+* `claim_due`: a runner's due events move to `processing` (`FOR UPDATE SKIP LOCKED`, so two
+  workers never take the same row), in a transaction of their own; the caller processes them
+  with no transaction open, renews its claim before every remote request (`renew_claims`: a
+  lease, like a running sync's) and settles each one (`settle`, `defer`);
+* `owners_to_redrive`: what the beat tick sends again: due deferred events, pending ones whose
+  task was lost, and `processing` claims older than a task may live (the worker died);
+* `prune_settled`: settled events are deleted after INBOX_RETENTION (the tick).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.clock import as_utc
+from app.inbox.models import OPEN_STATES, EventState, InboxEvent
+from app.security import KeyRing
+
+
+def dedupe_key(keyring: KeyRing, source: str, content: Mapping[str, Any]) -> str:
+    """A keyed hash (HMAC-SHA-256 under the key ring's blind-index secret) of the event's
+    canonical content: equal deliveries collide, and the stored key cannot be brute-forced back
+    to the provider's account id without the key."""
+    canonical = json.dumps(
+        {"source": source, **content}, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    # Domain-separated from the link's athlete index, which uses the same secret.
+    return keyring.blind_indexes("inbox-event:" + canonical)[0]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    source: str
+    dedupe_key: str
+    runner_id: uuid.UUID
+    object_type: str
+    object_id: int
+    aspect_type: str
+    updates: dict[str, str]
+    event_time: datetime
+
+
+def store(session: Session, event: NewEvent, now: datetime) -> bool:
+    """Insert the event unless an equal one is stored; True when it is new."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = (
+        insert(InboxEvent)
+        .values(
+            id=uuid.uuid4(),
+            source=event.source,
+            dedupe_key=event.dedupe_key,
+            runner_id=event.runner_id,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            aspect_type=event.aspect_type,
+            updates=event.updates,
+            event_time=event.event_time,
+            received_at=now,
+            state=EventState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(InboxEvent.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        InboxEvent.state.in_((EventState.PENDING, EventState.DEFERRED)),
+        InboxEvent.next_attempt_at <= now,
+    )
+
+
+def claim_due(
+    session: Session,
+    runner_id: uuid.UUID,
+    now: datetime,
+    *,
+    take_over: bool = False,
+    stale_before: datetime | None = None,
+    limit: int = 500,
+) -> list[InboxEvent]:
+    """The runner's due events, oldest first, moved to `processing` for this worker.
+
+    Events left in `processing` are claimed too when this task is a redelivery (`take_over`: the
+    worker that had it died) or when their claim is older than any task may run
+    (`stale_before`), as a sync run is taken over (app/strava/sync.py claim_run)."""
+    if session.get_bind().dialect.name == "sqlite":
+        # No row locks on SQLite: a no-op write takes the database's write lock first, so two
+        # claims are serialised instead of both reading the same due rows (see db.lock_row).
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.runner_id == runner_id, InboxEvent.id.is_(None))
+            .values(state=InboxEvent.state)
+            .execution_options(synchronize_session=False)
+        )
+    claimable = _due(now)
+    if take_over:
+        claimable = or_(claimable, InboxEvent.state == EventState.PROCESSING)
+    elif stale_before is not None:
+        claimable = or_(
+            claimable,
+            and_(InboxEvent.state == EventState.PROCESSING, InboxEvent.claimed_at < stale_before),
+        )
+    rows = list(
+        session.scalars(
+            select(InboxEvent)
+            .where(InboxEvent.runner_id == runner_id, claimable)
+            .order_by(InboxEvent.event_time, InboxEvent.received_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for row in rows:
+        row.state = EventState.PROCESSING
+        row.claimed_at = now
+        row.attempts += 1
+    return rows
+
+
+def renew_claims(session: Session, event_ids: list[uuid.UUID], now: datetime) -> None:
+    """A live worker's heartbeat on the events it still holds (see `owners_to_redrive`)."""
+    if event_ids:
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(event_ids), InboxEvent.state == EventState.PROCESSING)
+            .values(claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def settle(
+    session: Session, event_id: uuid.UUID, state: EventState, outcome: str, now: datetime
+) -> None:
+    """Close a claimed event: done, ignored or failed, with what happened."""
+    session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id)
+        .values(state=state, outcome=outcome, processed_at=now, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def defer(session: Session, event_ids: list[uuid.UUID], until: datetime, outcome: str) -> None:
+    """Put claimed events back to wait (`deferred`) until `until`; they are never dropped."""
+    if event_ids:
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(event_ids))
+            .values(
+                state=EventState.DEFERRED, next_attempt_at=until, outcome=outcome, claimed_at=None
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def owners_to_redrive(
+    session: Session,
+    now: datetime,
+    *,
+    pending_after: timedelta,
+    stuck_after: timedelta,
+    limit: int = 500,
+) -> list[uuid.UUID]:
+    """Runners with events to send again. Stale `processing` claims go back to `pending` first."""
+    session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.state == EventState.PROCESSING, InboxEvent.claimed_at < now - stuck_after)
+        .values(state=EventState.PENDING, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        session.scalars(
+            select(InboxEvent.runner_id)
+            .where(
+                or_(
+                    and_(
+                        InboxEvent.state == EventState.DEFERRED,
+                        InboxEvent.next_attempt_at <= now,
+                    ),
+                    and_(
+                        InboxEvent.state == EventState.PENDING,
+                        InboxEvent.received_at < now - pending_after,
+                    ),
+                )
+            )
+            .group_by(InboxEvent.runner_id)
+            .order_by(func.min(InboxEvent.next_attempt_at))
+            .limit(limit)
+        )
+    )
+
+
+def prune_settled(session: Session, before: datetime, *, limit: int = 5000) -> int:
+    """Delete settled events (done, ignored, failed) processed before `before`; how many. The
+    inbox is a queue, not an archive: object ids of a runner's activities do not linger."""
+    settled = (EventState.DONE, EventState.IGNORED, EventState.FAILED)
+    ids = list(
+        session.scalars(
+            select(InboxEvent.id)
+            .where(InboxEvent.state.in_(settled), InboxEvent.processed_at < before)
+            .limit(limit)
+        )
+    )
+    if ids:
+        session.execute(
+            delete(InboxEvent)
+            .where(InboxEvent.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+def delete_for_runner(session: Session, runner_id: uuid.UUID, *, keep: set[uuid.UUID]) -> int:
+    """Forget a runner's events but those in `keep` (a revocation purges what came from there)."""
+    result = session.execute(
+        delete(InboxEvent)
+        .where(InboxEvent.runner_id == runner_id, InboxEvent.id.not_in(keep or {uuid.UUID(int=0)}))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def count_open(session: Session, runner_id: uuid.UUID) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(InboxEvent)
+            .where(InboxEvent.runner_id == runner_id, InboxEvent.state.in_(OPEN_STATES))
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class InboxDepth:
+    open_events: int
+    oldest_received_at: datetime | None
+
+    def oldest_age_seconds(self, now: datetime) -> float:
+        if self.oldest_received_at is None:
+            return 0.0
+        return max(0.0, (now - as_utc(self.oldest_received_at)).total_seconds())
+
+
+def depth(session: Session) -> InboxDepth:
+    """How many events wait and since when (one indexed aggregate; for the gauges)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(InboxEvent.received_at)).where(
+            InboxEvent.state.in_(OPEN_STATES)
+        )
+    ).one()
+    return InboxDepth(int(count or 0), oldest)

@@ -1,0 +1,273 @@
+"""Strava's push events arriving (docs/strava.md §5): the subscription handshake and the intake.
+
+* **Handshake** (`verify_subscription`): `hub.mode=subscribe` and our `hub.verify_token`
+  (compared in constant time) → `{"hub.challenge": ...}`; anything else → 403
+  `invalid_verify_token`.
+* **Intake** (`receive_event`): the body is parsed strictly (`WebhookEventIn`); bodies over
+  MAX_REQUEST_BODY_BYTES are refused (413) unread by the app's BodySizeLimit. The athlete is
+  resolved to our runner by the link's blind index (the athlete id is never stored in clear).
+  An event for another subscription or an athlete we do not know is acknowledged and ignored
+  (200: Strava would only retry it), a malformed one is a 400 `invalid_request`; all are
+  counted. A valid event is written to the inbox (app/inbox) and committed, and only then is
+  the runner's processing task sent (webhook_processing.py does the Strava work, never this
+  request). If the database cannot take the event the answer is 503, so that Strava retries:
+  an acknowledged event is never lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.clock import utcnow
+from app.codes import Source
+from app.config import Settings
+from app.db import after_commit, session_scope
+from app.errors import (
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    WebhookVerificationFailed,
+)
+from app.inbox import service as inbox
+from app.security import KeyRing
+from app.strava import metrics
+from app.strava.models import StravaLink
+
+log = structlog.get_logger(__name__)
+
+# An event's epoch seconds must fall in this range (2009, when Strava began, to 2100).
+EARLIEST_EVENT_TIME = 1_230_768_000
+LATEST_EVENT_TIME = 4_102_444_800
+# What of `updates` is kept: the keys that decide processing. Titles are activity content we
+# re-read from Strava anyway, so only that they changed is stored.
+KEPT_UPDATE_KEYS = frozenset({"type", "sport_type", "private", "authorized"})
+MAX_UPDATE_KEYS = 20
+MAX_UPDATE_VALUE = 255
+BOOLEAN_UPDATE_KEYS = ("private", "authorized")
+
+
+class ObjectType(StrEnum):
+    ACTIVITY = "activity"
+    ATHLETE = "athlete"
+
+
+class AspectType(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class IntakeOutcome(StrEnum):
+    """What the intake did with a delivery (the `outcome` label of strava_webhook_events_total)."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    UNKNOWN_SUBSCRIPTION = "unknown_subscription"
+    UNKNOWN_ATHLETE = "unknown_athlete"
+    INVALID = "invalid"
+    UNAVAILABLE = "unavailable"
+
+
+class WebhookEventIn(BaseModel):
+    """One event as Strava posts it; types are not coerced (an id sent as a string is refused)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    object_type: ObjectType
+    object_id: int = Field(gt=0)
+    aspect_type: AspectType
+    owner_id: int = Field(gt=0)
+    subscription_id: int = Field(gt=0)
+    event_time: int = Field(ge=EARLIEST_EVENT_TIME, le=LATEST_EVENT_TIME)
+    updates: dict[str, str] = Field(default_factory=dict, max_length=MAX_UPDATE_KEYS)
+
+    @field_validator("object_type", "aspect_type", mode="before")
+    @classmethod
+    def _enum_from_json_string(cls, value: object) -> object:
+        # Strict mode wants enum members; JSON can only send their string values.
+        if isinstance(value, str):
+            for enum in (ObjectType, AspectType):
+                if value in enum.__members__.values():
+                    return enum(value)
+        return value
+
+    @field_validator("updates")
+    @classmethod
+    def _updates(cls, updates: dict[str, str]) -> dict[str, str]:
+        for key, value in updates.items():
+            if len(key) > 64 or len(value) > MAX_UPDATE_VALUE:
+                raise ValueError("updates has an oversized key or value")
+        for key in BOOLEAN_UPDATE_KEYS:
+            if key in updates and updates[key] not in ("true", "false"):
+                raise ValueError(f'updates.{key} must be "true" or "false"')
+        return updates
+
+    def sanitised_updates(self) -> dict[str, str]:
+        kept = {key: value for key, value in self.updates.items() if key in KEPT_UPDATE_KEYS}
+        if "title" in self.updates:
+            kept["title"] = ""  # changed; the new title is read from Strava with the activity
+        return kept
+
+    @property
+    def is_deauthorization(self) -> bool:
+        return (
+            self.object_type == ObjectType.ATHLETE
+            and self.aspect_type == AspectType.UPDATE
+            and self.updates.get("authorized") == "false"
+        )
+
+
+# --- the callback path and the handshake ---------------------------------------------------------
+
+
+def check_callback_path(settings: Settings, segment: str | None) -> None:
+    """With STRAVA_WEBHOOK_PATH_SECRET set, only /webhook/<secret> exists (404 otherwise)."""
+    secret = settings.strava_webhook_path_secret
+    if secret is None or not secret.get_secret_value():
+        if segment is not None:
+            raise NotFound()
+        return
+    if segment is None or not hmac.compare_digest(
+        segment.encode(), secret.get_secret_value().encode()
+    ):
+        raise NotFound()
+
+
+def verify_subscription(settings: Settings, query: Mapping[str, str]) -> dict[str, str]:
+    """The validation GET: echo `hub.challenge` when the mode and our verify token match."""
+    expected = settings.strava_webhook_verify_token
+    given = query.get("hub.verify_token", "")
+    challenge = query.get("hub.challenge")
+    if (
+        expected is None
+        or not expected.get_secret_value()
+        or query.get("hub.mode") != "subscribe"
+        or not challenge
+        or len(challenge) > 255
+        or not hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    ):
+        metrics.WEBHOOK_VALIDATIONS.labels("refused").inc()
+        log.warning("strava.webhook_validation_refused", mode=query.get("hub.mode"))
+        raise WebhookVerificationFailed()
+    metrics.WEBHOOK_VALIDATIONS.labels("ok").inc()
+    return {"hub.challenge": challenge}
+
+
+# --- intake --------------------------------------------------------------------------------------
+
+
+def parse_event(body: bytes) -> WebhookEventIn:
+    try:
+        return WebhookEventIn.model_validate_json(body)
+    except ValidationError as exc:
+        # Field locations and messages only, never the values sent.
+        problems = [
+            {"loc": [str(part) for part in error["loc"]], "msg": str(error["msg"])}
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        metrics.observe_webhook_event(None, None, IntakeOutcome.INVALID)
+        raise InvalidRequest(
+            "The webhook event is not valid.", detail={"problems": problems}
+        ) from None
+
+
+@dataclass(frozen=True)
+class Intake:
+    outcome: IntakeOutcome
+    runner_id: uuid.UUID | None = None
+
+    def body(self) -> dict[str, str]:
+        return {"status": self.outcome}
+
+
+def runner_for_athlete(session: Session, keyring: KeyRing, athlete_id: int) -> uuid.UUID | None:
+    """Our runner linked to this Strava athlete, found by the link's blind index (every key)."""
+    indexes = keyring.blind_indexes(str(athlete_id))
+    return session.scalar(
+        select(StravaLink.runner_id).where(StravaLink.athlete_index.in_(indexes)).limit(1)
+    )
+
+
+def receive_event(
+    body: bytes,
+    *,
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    settings: Settings,
+    enqueue: Callable[[uuid.UUID], None],
+) -> Intake:
+    """Parse, resolve, store and commit one event; the processing task is sent after the commit.
+    Its own short transaction: the answer must say whether the event is durable."""
+    started = time.perf_counter()
+    event = parse_event(body)
+    expected_subscription = settings.strava_webhook_subscription_id
+    if expected_subscription is not None and event.subscription_id != expected_subscription:
+        return _counted(event, Intake(IntakeOutcome.UNKNOWN_SUBSCRIPTION), started)
+    now = utcnow()
+    try:
+        with session_scope(sessions) as session:
+            runner_id = runner_for_athlete(session, keyring, event.owner_id)
+            if runner_id is None:
+                return _counted(event, Intake(IntakeOutcome.UNKNOWN_ATHLETE), started)
+            content = event.model_dump(mode="json")
+            stored = inbox.store(
+                session,
+                inbox.NewEvent(
+                    source=Source.STRAVA,
+                    dedupe_key=inbox.dedupe_key(keyring, Source.STRAVA, content),
+                    runner_id=runner_id,
+                    object_type=event.object_type,
+                    object_id=event.object_id,
+                    aspect_type=event.aspect_type,
+                    updates=event.sanitised_updates(),
+                    event_time=datetime.fromtimestamp(event.event_time, UTC),
+                ),
+                now,
+            )
+            if stored:
+                after_commit(session, partial(_send, enqueue, runner_id))
+    except SQLAlchemyError as exc:
+        metrics.observe_webhook_event(event.object_type, event.aspect_type, "unavailable")
+        log.warning("strava.webhook_unavailable", error=type(exc).__name__)
+        raise ServiceUnavailable(
+            "The event cannot be stored right now; retry it.", retry_after=5
+        ) from exc
+    outcome = IntakeOutcome.STORED if stored else IntakeOutcome.DUPLICATE
+    return _counted(event, Intake(outcome, runner_id), started)
+
+
+def _counted(event: WebhookEventIn, intake: Intake, started: float) -> Intake:
+    metrics.observe_webhook_event(
+        event.object_type, event.aspect_type, intake.outcome, time.perf_counter() - started
+    )
+    if intake.outcome not in (IntakeOutcome.STORED, IntakeOutcome.DUPLICATE):
+        log.info(
+            "strava.webhook_ignored",
+            outcome=intake.outcome,
+            object_type=event.object_type,
+            aspect_type=event.aspect_type,
+        )
+    return intake
+
+
+def _send(enqueue: Callable[[uuid.UUID], None], runner_id: uuid.UUID) -> None:
+    """Never raises: the event is durable, and the tick re-drives a runner whose task was lost."""
+    try:
+        enqueue(runner_id)
+    except Exception as exc:
+        log.warning(
+            "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
+        )
