@@ -112,6 +112,7 @@ class EventOutcome(StrEnum):
     RATE_LIMITED = "rate_limited"
     STRAVA_UNAVAILABLE = "strava_unavailable"
     REAUTH_REQUIRED = "reauth_required"
+    GAVE_UP = "gave_up"  # claimed more than MAX_ATTEMPTS times without being settled
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,11 @@ def process_runner_events(
         link_id = link.id if link is not None else None
         scopes = frozenset((link.scopes or "").split(",")) if link is not None else frozenset()
     report.claimed = len(claimed)
+    # An event whose processing crashed (or whose worker died) on every claim is given up:
+    # the next reconciliation listing brings its activity anyway.
+    poison = [event for event in claimed if event.attempts > MAX_ATTEMPTS]
+    _settle(runtime, poison, EventState.FAILED, EventOutcome.GAVE_UP, report)
+    claimed = [event for event in claimed if event.attempts <= MAX_ATTEMPTS]
     if not claimed:
         return report
     if link_id is None:
