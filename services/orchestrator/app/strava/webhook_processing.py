@@ -236,8 +236,10 @@ def process_runner_events(
     try:
         deauthorizations = [event for event in remaining if event.is_deauthorization]
         if deauthorizations:
+            # Settled (or deferred) by the confirmation; a spent budget defers them with the rest.
+            revoked = _confirm_and_revoke(work, deauthorizations)
             remaining = [event for event in remaining if not event.is_deauthorization]
-            if _confirm_and_revoke(work, deauthorizations):
+            if revoked:
                 # The link and its data are gone: nothing else of this runner's is processed.
                 _settle(runtime, remaining, EventState.IGNORED, EventOutcome.NOT_LINKED, report)
                 return report

@@ -21,7 +21,14 @@ from sqlalchemy import select, update
 from strava_emulator.testing import EmulatorHandle
 
 
-def _store(runner_id: uuid.UUID, activity_id: int) -> uuid.UUID:
+def _store(
+    runner_id: uuid.UUID,
+    activity_id: int,
+    *,
+    object_type: str = "activity",
+    aspect: str = "create",
+    updates: dict[str, str] | None = None,
+) -> uuid.UUID:
     with session_scope() as session:
         inbox.store(
             session,
@@ -29,10 +36,10 @@ def _store(runner_id: uuid.UUID, activity_id: int) -> uuid.UUID:
                 source="strava",
                 dedupe_key=uuid.uuid4().hex,
                 runner_id=runner_id,
-                object_type="activity",
+                object_type=object_type,
                 object_id=activity_id,
-                aspect_type="create",
-                updates={},
+                aspect_type=aspect,
+                updates=updates or {},
                 event_time=utcnow(),
             ),
             utcnow(),
@@ -112,3 +119,30 @@ def test_an_event_that_never_settles_is_given_up_visibly(
     assert given_up.state == EventState.FAILED
     assert given_up.processed_at is not None
     assert emulator.admin.requests(method="GET") == []
+
+
+def test_a_deauthorization_waits_for_a_spent_budget_and_deletes_nothing_meanwhile(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+) -> None:
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
+    runner_id = uuid.UUID(runner.runner_id)
+    event_id = _store(
+        runner_id,
+        int(athlete["id"]),
+        object_type="athlete",
+        aspect="update",
+        updates={"authorized": "false"},
+    )
+    reset_at = utcnow() + timedelta(minutes=15)
+    strava_runtime.budget.block(reset_at, "short")
+
+    report = process_runner_events(strava_runtime, runner_id, enqueue_sync=enqueued.append)
+
+    assert report.outcomes == {"rate_limited": 1}
+    assert _event(event_id).state == EventState.DEFERRED
+    assert runner.status()["status"] == "linked"
+    with session_scope() as session:
+        assert session.scalar(select(Workout.id).where(Workout.runner_id == runner_id))
