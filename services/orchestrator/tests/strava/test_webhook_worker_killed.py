@@ -126,8 +126,9 @@ def test_a_worker_killed_mid_batch_loses_no_event(
         wait_until(lambda: runner.status()["sync"]["last_result"] == "ok", timeout=60)
     runner_id = uuid.UUID(runner.runner_id)
 
-    # Every activity read hangs long enough for the worker to die in the middle of the batch.
-    emulator.admin.add_fault("/api/v3/activities/*", "latency", count=100, latency_ms=30_000)
+    # Every activity read is slow enough for the worker to die in the middle of the batch (it is
+    # killed as soon as it holds a claim); short, so no answer outlives this test.
+    emulator.admin.add_fault("/api/v3/activities/*", "latency", count=100, latency_ms=3_000)
     created = [
         emulator.admin.create_activity(
             int(athlete["id"]), sport_type="Run", start_date=utcnow() - timedelta(hours=i + 1)
