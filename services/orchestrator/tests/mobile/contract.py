@@ -58,8 +58,10 @@ CONTRACT_ERROR_CODES: tuple[str, ...] = (
 )
 
 # Codes the server can emit that the app deliberately does not map (it then shows the server's
-# message with "try again"): code → why. Empty: every code the server emits has its own words.
-SERVER_INTERNAL_CODES: Mapping[str, str] = {}
+# message with "try again"): code → why.
+SERVER_INTERNAL_CODES: Mapping[str, str] = {
+    "invalid_verify_token": "only Strava's webhook validation GET gets it, never the app",
+}
 
 # The client's own fallback case for enum values a newer server may add.
 CLIENT_ONLY_ENUM_VALUES = frozenset({"unknown"})
