@@ -146,3 +146,35 @@ def test_a_deauthorization_waits_for_a_spent_budget_and_deletes_nothing_meanwhil
     assert runner.status()["status"] == "linked"
     with session_scope() as session:
         assert session.scalar(select(Workout.id).where(Workout.runner_id == runner_id))
+
+
+def test_the_beat_tick_resends_a_runner_whose_pending_event_lost_its_task(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+    emulator: EmulatorHandle,
+) -> None:
+    from app.strava import scheduling
+
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
+    runner_id = uuid.UUID(runner.runner_id)
+    _store(runner_id, _new_activity(emulator, athlete))  # stored; its task never arrived
+    resent: list[uuid.UUID] = []
+
+    def tick() -> scheduling.TickReport:
+        return scheduling.tick(
+            strava_runtime,
+            enqueue=enqueued.append,
+            stale_queued=timedelta(minutes=10),
+            reserve=0.05,
+            enqueue_webhooks=resent.append,
+            webhook_stale_pending=timedelta(minutes=2),
+        )
+
+    tick()
+    assert runner_id not in resent  # just stored: its own task may still come
+    with time_machine.travel(utcnow() + timedelta(minutes=3), tick=True):
+        report = tick()
+    assert runner_id in resent
+    assert report.webhook_runners >= 1
