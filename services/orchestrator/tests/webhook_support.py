@@ -1,9 +1,8 @@
-"""The API served for real on loopback, as Strava's webhook callback (tests of issue 11)."""
+"""The API served for real on loopback as Strava's webhook callback, and our subscription at the
+emulator (tests of issue 11)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 from fastapi import FastAPI
+from live import serving
 from pydantic import SecretStr
-from waiting import wait_until
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -37,9 +36,8 @@ class HookServer:
 
 @contextmanager
 def serve_hooks(settings: Settings) -> Iterator[HookServer]:
-    """create_app(settings) with a verify token and a secret callback path, served by uvicorn on
-    127.0.0.1:<free port> in a thread; it enqueues processing through Celery."""
-    import uvicorn
+    """create_app(settings) with a verify token and a secret callback path, served on loopback
+    (tests/live.py); it enqueues processing through Celery."""
     from app.main import create_app
 
     app = create_app(
@@ -50,25 +48,8 @@ def serve_hooks(settings: Settings) -> Iterator[HookServer]:
             }
         )
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="orchestrator-hooks", daemon=True
-    )
-    thread.start()
-    wait_until(lambda: server.started, timeout=30)
-    try:
+    with serving(app) as base_url:
         yield HookServer(base_url, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextmanager
