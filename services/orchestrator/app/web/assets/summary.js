@@ -24,7 +24,9 @@ import {
 
 const ACTIVE = new Set(["queued", "running"]);
 const POLL_ACTIVE_MS = 2000; // while a sync is queued or running
-const POLL_IDLE_MS = 60000; // keeps "2 minutes ago" honest and picks up scheduled syncs
+// While the page is visible: picks up runs pushed by Strava's webhooks within seconds (one small
+// summary read; hidden pages do not poll at all, see schedule()).
+const POLL_IDLE_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -105,11 +107,23 @@ function errorCopy(strava) {
     retry: "The last sync did not finish",
     none: "Syncing is paused",
   };
-  if (strava.status === "not_linked") {
+  if (strava.status === "not_linked" && !isRevoked(strava)) {
     return describeProblem(error.code, error.message); // why the last link attempt failed
+  }
+  if (isRevoked(strava)) {
+    // The server's message repeats the title; say what happened to the data instead.
+    return {
+      title: titles.revoked,
+      text: "Your Strava workouts were removed from Coach George, as Strava asks. Reconnect Strava to sync them again.",
+    };
   }
   const title = titles[error.code] ?? byAction[error.action] ?? "Something needs your attention";
   return { title, text: error.message };
+}
+
+// Access removed on Strava (a confirmed deauthorization): no link, and Reconnect is the way back.
+function isRevoked(strava) {
+  return strava.status === "not_linked" && strava.error?.code === "revoked";
 }
 
 function renderStrava(strava) {
@@ -119,7 +133,8 @@ function renderStrava(strava) {
   badge.dataset.tone = tone;
 
   const linked = strava.status !== "not_linked";
-  $("not-linked").hidden = linked;
+  const revoked = isRevoked(strava);
+  $("not-linked").hidden = linked || revoked;
   $("link-facts").hidden = !linked;
   $("link-actions").hidden = !linked;
   const syncing = linked && ACTIVE.has(strava.sync.state);
@@ -153,8 +168,8 @@ function renderStrava(strava) {
     box.dataset.action = strava.error.action;
     const action = $("error-action");
     const labels = { reconnect: "Reconnect Strava", retry: "Retry sync" };
-    // Not linked: the Connect button below the message is the way forward.
-    const actionLabel = linked ? labels[strava.error.action] : null;
+    // Not linked: the Connect button below the message is the way forward (revoked: Reconnect).
+    const actionLabel = linked || revoked ? labels[strava.error.action] : null;
     action.hidden = !actionLabel || (strava.error.action === "retry" && syncing);
     action.textContent = actionLabel ?? "";
     action.dataset.action = strava.error.action;
@@ -455,7 +470,10 @@ function workoutDate(workout) {
 function renderWorkouts(items, strava) {
   const card = $("workouts-card");
   card.hidden = strava.status === "not_linked" || items === null;
-  if (card.hidden) return;
+  if (card.hidden) {
+    $("workouts").replaceChildren(); // nothing from Strava stays in the page once unlinked
+    return;
+  }
   $("workouts-empty").hidden = items.length > 0;
   if (strava.sync.last_success_at) {
     setText("workouts-empty", "No workouts in the last 28 days yet.");
@@ -501,7 +519,10 @@ function announceChanges(summary) {
   const now = summary.strava;
   const before = previous?.strava;
   if (!before) return;
-  if (before.status !== "not_linked" && now.status === "not_linked") {
+  if (before.status !== "not_linked" && isRevoked(now)) {
+    const copy = errorCopy(now);
+    announce(`${copy.title}. ${copy.text}`);
+  } else if (before.status !== "not_linked" && now.status === "not_linked") {
     announce("Strava is disconnected.");
   } else if (ACTIVE.has(before.sync.state) && !ACTIVE.has(now.sync.state) && !now.error) {
     const runs = summary.training.runs;
@@ -556,6 +577,9 @@ async function refresh() {
 
 function schedule(delay) {
   clearTimeout(timer);
+  timer = null;
+  // A hidden page does not poll; becoming visible again refreshes at once.
+  if (document.visibilityState === "hidden") return;
   timer = setTimeout(refresh, delay);
 }
 
