@@ -110,6 +110,11 @@ class PendingDeauthorization(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# The active-run index's predicate. INSERT .. ON CONFLICT repeats it as this literal text: sent
+# as bound parameters, PostgreSQL cannot match a prepared (generic) plan to the partial index.
+ACTIVE_RUN_INDEX_WHERE = "state IN ('queued', 'running')"
+
+
 class SyncRun(Base):
     """One sync of one runner's window: the row of its figures (docs/contract.md §3 SyncRun)."""
 
@@ -121,8 +126,8 @@ class SyncRun(Base):
             "uq_sync_runs_active_runner",
             "runner_id",
             unique=True,
-            postgresql_where=text("state IN ('queued', 'running')"),
-            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=text(ACTIVE_RUN_INDEX_WHERE),
+            sqlite_where=text(ACTIVE_RUN_INDEX_WHERE),
         ),
     )
 

@@ -38,7 +38,7 @@ from functools import partial
 from typing import Protocol, runtime_checkable
 
 import structlog
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -60,7 +60,7 @@ from app.strava import metrics
 from app.strava.lease import expired as lease_expired
 from app.strava.lease import expired_before as lease_expired_before
 from app.strava.metrics import LINKS_KEY_UNAVAILABLE
-from app.strava.models import StravaLink, SyncRun
+from app.strava.models import ACTIVE_RUN_INDEX_WHERE, StravaLink, SyncRun
 from app.strava.runtime import StravaRuntime
 from app.strava.service import active_sync, get_link
 
@@ -173,7 +173,6 @@ def insert_active_run(
         "state": RunState.QUEUED,
         "created_at": now,
     }
-    active = SyncRun.state.in_(ACTIVE_RUN_STATES)
     insert = (
         sqlite_insert(SyncRun)
         if session.get_bind().dialect.name == "sqlite"
@@ -181,7 +180,9 @@ def insert_active_run(
     )
     statement = (
         insert.values(values)
-        .on_conflict_do_nothing(index_elements=[SyncRun.runner_id], index_where=active)
+        .on_conflict_do_nothing(
+            index_elements=[SyncRun.runner_id], index_where=text(ACTIVE_RUN_INDEX_WHERE)
+        )
         .returning(SyncRun.id)
     )
     inserted: uuid.UUID | None = session.scalar(statement)

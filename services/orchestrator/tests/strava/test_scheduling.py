@@ -286,6 +286,39 @@ def test_the_embedded_database_coalesces_on_its_partial_unique_index(
     assert runs == [first]
 
 
+def test_the_active_run_insert_survives_psycopg_preparing_it(database_url: str) -> None:
+    """psycopg prepares a statement on a connection after its fifth execution; PostgreSQL then
+    plans it generically and must still match ON CONFLICT to the partial unique index, which it
+    cannot do with the index's predicate sent as bound parameters."""
+    from app.codes import RunState, Trigger
+    from app.db import make_engine
+    from app.runners.models import Runner as RunnerRow
+    from sqlalchemy import update
+    from sqlalchemy.orm import sessionmaker
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            session = sessionmaker(bind=connection)()
+            runner_id = uuid.uuid4()
+            session.add(RunnerRow(id=runner_id))
+            inserted = []
+            for _ in range(15):  # prepared after 5, then generic plans after 5 more
+                inserted.append(
+                    scheduling.insert_active_run(session, runner_id, Trigger.MANUAL, utcnow())
+                )
+                session.execute(
+                    update(SyncRun)
+                    .where(SyncRun.runner_id == runner_id)
+                    .values(state=RunState.FINISHED)
+                )
+            session.rollback()
+    finally:
+        engine.dispose()
+    assert all(run_id is not None for run_id in inserted)
+    assert len(set(inserted)) == 15
+
+
 def test_a_manual_sync_that_failed_does_not_start_the_cooldown(
     api: TestClient,
     athlete: dict[str, Any],
