@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import as_utc, utcnow
 from app.db import session_scope
-from app.errors import AppError
 from app.strava.client import StravaClient, SubscriptionExists, SubscriptionNotFound
 from app.strava.models import PushSubscriptionRecord
 from app.strava.payloads import PushSubscription
@@ -49,16 +48,13 @@ class SubscriptionStatus:
         return self.drift == Drift.NONE and self.recorded is not None
 
 
-class AlreadySubscribed(AppError):
+class AlreadySubscribed(Exception):
     """The application already has its subscription at Strava (`existing`, when it could be
-    listed): unsubscribe first, as Strava cannot edit one (docs/strava.md §5)."""
-
-    code = "already_subscribed"
-    status = 409
-    default_message = "The application already has a push subscription. Unsubscribe first."
+    listed): unsubscribe first, as Strava cannot edit one (docs/strava.md §5). An operator's
+    error from the command line, never an HTTP answer, so not an AppError."""
 
     def __init__(self, existing: PushSubscription | None) -> None:
-        super().__init__()
+        super().__init__("the application already has a push subscription")
         self.existing = existing
 
 
