@@ -19,7 +19,11 @@ from rich.console import Console
 from app.config import get_settings
 
 if TYPE_CHECKING:
+    from app.config import Settings
     from app.strava.client import StravaClient
+
+# Where Strava's events reach us (docs/contract.md §3.1).
+WEBHOOK_PATH = "/api/v1/strava/webhook"
 
 cli = typer.Typer(
     help="Coach George orchestrator.",
@@ -328,6 +332,7 @@ def dev(
         "  Ctrl-C stops everything.\n"
     )
     try:
+        _subscribe_sandbox(settings, list(processes.values()))
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -339,6 +344,53 @@ def dev(
     ]
     if failed:
         console.print(f"[red]stopped: {', '.join(failed)} exited early[/red]")
+
+
+SANDBOX_STARTUP_SECONDS = 60.0
+
+
+def _subscribe_sandbox(settings: Settings, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Once the API and the emulator answer, subscribe the sandbox to the emulator's webhooks,
+    so that a run "uploaded" in the emulator shows up within seconds. Without it (the validation
+    GET failed) the sandbox keeps hourly polling, and says so."""
+    import httpx2
+
+    from app.db import get_sessionmaker
+    from app.strava import subscriptions
+    from app.strava.client import StravaError, create_http_client
+    from app.strava.runtime import build_strava_client
+
+    probes = (
+        f"{settings.public_base_url}/healthz",
+        f"{settings.sandbox_emulator_url}/_emulator/healthz",
+    )
+    deadline = time.monotonic() + SANDBOX_STARTUP_SECONDS
+    for probe in probes:
+        while True:
+            with contextlib.suppress(httpx2.TransportError):
+                if httpx2.get(probe, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                return  # the supervision loop reports what stopped
+            time.sleep(0.2)  # polling a server that is starting up, with a deadline
+    callback_url = f"{settings.public_base_url.rstrip('/')}{WEBHOOK_PATH}"
+    sessions = get_sessionmaker()
+    with create_http_client(timeout_s=settings.strava_timeout_seconds) as http:
+        client = build_strava_client(settings, http)
+        try:
+            subscriptions.subscribe(
+                sessions,
+                client,
+                callback_url=callback_url,
+                verify_token=settings.webhook_verify_token,
+            )
+        except (StravaError, subscriptions.AlreadySubscribed) as exc:
+            # A record left by an earlier run must not claim that updates are live.
+            with contextlib.suppress(StravaError):
+                subscriptions.unsubscribe(sessions, client)
+            console.print(f"[yellow]live updates off (hourly polling)[/yellow]: {exc}")
+            return
+    console.print(f"  Live updates: the emulator pushes events to {callback_url}\n")
 
 
 def _raise_keyboard_interrupt(*_: object) -> None:

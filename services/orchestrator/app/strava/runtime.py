@@ -104,7 +104,7 @@ class StravaRuntime:
     max_attempts: int = 3
     lease_seconds: int = 120
     # Between scheduled syncs of links covered by push (scheduling.scheduled_interval).
-    reconcile_seconds: int = 2 * 86400
+    reconcile_seconds: int = 3 * 86400
     close: Callable[[], None] = field(default=lambda: None, repr=False)
 
 
