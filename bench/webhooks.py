@@ -32,8 +32,10 @@ assume every event arrives (Strava retries three times; reconciliation catches t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import importlib
+import importlib.util
 import statistics
 import sys
 import tempfile
@@ -211,6 +213,276 @@ def day_uploads(
     return found, per_day
 
 
+# --- end to end: emulator → API → inbox → worker → workout, in wall-clock seconds -----------------
+
+
+@dataclass
+class EndToEnd:
+    compression: float
+    uploads: int
+    delivered: int
+    processed: int
+    committed: int
+    fetch_reads: int
+    too_many: int
+    freshness_s: list[float]
+    ack_ms: list[float]
+    ack_failures: int
+    ack_rate: float
+
+    def print(self, athletes: int, reconcile_s: int) -> None:
+        from app.strava.scheduling import REQUESTS_PER_SYNC
+
+        def cut(values: list[float]) -> str:
+            if len(values) < 2:
+                return "n/a"
+            q = statistics.quantiles(values, n=100, method="inclusive")
+            return f"p50 {q[49]:.2f}  p95 {q[94]:.2f}  p99 {q[98]:.2f}"
+
+        per_day = self.fetch_reads / athletes + REQUESTS_PER_SYNC * 86400 / reconcile_s
+        print(
+            f"\nEND TO END (push; a day compressed {self.compression:g}x, read limits scaled "
+            f"with it)\n"
+            f"  uploads {self.uploads}  events delivered {self.delivered}  processed "
+            f"{self.processed}  workouts committed {self.committed}  lost "
+            f"{self.uploads - self.committed}  429s {self.too_many}\n"
+            f"  reads per athlete-day: {self.fetch_reads / athletes:.2f} fetches measured + "
+            f"{REQUESTS_PER_SYNC * 86400 / reconcile_s:.2f} reconciliation (every "
+            f"{reconcile_s / 3600:g} h, modelled) = {per_day:.2f} -> "
+            f"{1000 / per_day:.0f} runners per 1,000 daily reads\n"
+            f"  freshness upload -> workout committed, wall-clock s: {cut(self.freshness_s)}\n"
+            f"  ack of POST /api/v1/strava/webhook at {self.ack_rate:.0f} events/s, ms: "
+            f"{cut(self.ack_ms)}  non-200: {self.ack_failures}"
+        )
+
+
+def _start(command: list[str], log: Path, env: dict[str, str]) -> Any:
+    import subprocess
+
+    return subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+
+
+def _stop(process: Any) -> None:
+    import os
+    import signal
+    import subprocess
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _poll(predicate: Any, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.2)  # a deadline-bound poll of processes that start or drain
+
+
+def end_to_end(args: argparse.Namespace, sync_module: Any, workdir: Path) -> EndToEnd:
+    """The push path for real: N linked athletes, the API and a worker as processes, the
+    emulator's clock run through yesterday `compression` times faster than real time so its
+    generated uploads fire create events, then a burst of events at `ack_rate` per second."""
+    import asyncio
+    import os
+    import sys
+    import time
+
+    from strava_emulator.testing import AdminClient
+
+    compression = 86400 / args.day_seconds
+    tag = uuid.uuid4().hex[:8]
+    with sync_module.emulator(args.athletes, workdir) as emulator_url, sync_module.database() as db:
+        sync_module.configure_environment(db, emulator_url, tag)
+        port = sync_module._free_port()
+        base = f"http://127.0.0.1:{port}"
+        os.environ.update(
+            {
+                "STRAVA_WEBHOOK_VERIFY_TOKEN": "bench-verify-token",
+                "PUBLIC_BASE_URL": base,
+                "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+                "STRAVA_TIMEOUT_SECONDS": "10",
+            }
+        )
+        (workdir / "metrics").mkdir(exist_ok=True)
+        from app.config import get_settings
+        from app.db import get_sessionmaker
+        from app.migrations import upgrade
+        from app.strava import subscriptions
+        from app.strava.client import create_http_client
+        from app.strava.runtime import build_strava_client
+
+        get_settings.cache_clear()
+        upgrade(db)
+        admin = AdminClient(emulator_url)
+        sync_module.link_athletes(admin, args.athletes)
+        scaled = (int(READ_LIMIT_SHORT * compression), int(READ_LIMIT_DAILY * compression))
+        admin.set_rate_limits(read_limit=scaled, overall_limit=(scaled[0] * 2, scaled[1] * 2))
+        env = dict(os.environ)
+        exe = [sys.executable, "-m", "app.cli"]
+        api = _start([*exe, "serve", "--port", str(port)], workdir / "api.log", env)
+        worker = _start([*exe, "worker", "--concurrency", "2"], workdir / "worker.log", env)
+        try:
+            _poll(lambda: _up(f"{base}/healthz"), 60, "the API")
+            _poll(
+                lambda: "ready." in (workdir / "worker.log").read_text("utf-8", "replace"),
+                60,
+                "worker",
+            )
+            now = admin.clock_now()
+            day = now.replace(hour=0, minute=0, second=0, microsecond=0) - DAY
+            admin.set_clock(day)  # yesterday 00:00: its uploads fire as the clock runs through it
+            settings = get_settings()
+            with create_http_client() as http:
+                subscriptions.subscribe(
+                    get_sessionmaker(),
+                    build_strava_client(settings, http),
+                    callback_url=f"{base}/api/v1/strava/webhook",
+                    verify_token=settings.webhook_verify_token,
+                )
+            admin.clear_requests()
+            started = time.monotonic()
+            while admin.clock_now() < day + DAY:
+                target = day + timedelta(seconds=(time.monotonic() - started) * compression)
+                if target > admin.clock_now():
+                    admin.set_clock(min(target, day + DAY))
+                time.sleep(0.25)  # the compressed clock's step, not a synchronisation
+            admin.wait_for_webhooks(timeout=120)
+            deliveries = admin.webhook_deliveries()
+            creates = [d for d in deliveries if d["event"]["aspect_type"] == "create"]
+            wanted = {d["event"]["object_id"]: d["queued_wall_ts"] for d in creates}
+            _poll(lambda: _committed(wanted) >= len(wanted), 120, "workouts to commit")
+            freshness = _freshness(wanted)
+            requests = admin.requests()
+            fetches = sum(
+                1
+                for r in requests
+                if r["path"].startswith("/api/v3/activities/") and r["method"] == "GET"
+            )
+            too_many = sum(1 for r in requests if r["status"] == 429)
+            processed = _processed()
+            acks, failures = asyncio.run(_ack_burst(base, admin, args))
+            return EndToEnd(
+                compression=compression,
+                uploads=len(wanted),
+                delivered=sum(1 for d in creates if d["state"] == "delivered"),
+                processed=processed,
+                committed=_committed(wanted),
+                fetch_reads=fetches,
+                too_many=too_many,
+                freshness_s=freshness,
+                ack_ms=acks,
+                ack_failures=failures,
+                ack_rate=args.ack_rate,
+            )
+        finally:
+            _stop(api)
+            _stop(worker)
+            admin.close()
+            from app.db import get_engine
+
+            get_engine().dispose()
+
+
+def _up(url: str) -> bool:
+    import httpx2
+
+    try:
+        return httpx2.get(url, timeout=1).status_code == 200
+    except httpx2.HTTPError:
+        return False
+
+
+def _committed(wanted: dict[int, float]) -> int:
+    from app.db import get_sessionmaker
+    from app.workouts.models import Workout
+    from sqlalchemy import func, select
+
+    with get_sessionmaker()() as session:
+        found = session.scalar(
+            select(func.count()).select_from(Workout).where(Workout.source_id.in_(list(wanted)))
+        )
+        return int(found or 0)
+
+
+def _freshness(wanted: dict[int, float]) -> list[float]:
+    """Workout committed (its row's creation time) minus the emulator's queueing of the event,
+    both real epoch seconds on this machine."""
+    from app.db import get_sessionmaker
+    from app.workouts.models import Workout
+    from sqlalchemy import select
+
+    with get_sessionmaker()() as session:
+        rows = session.execute(
+            select(Workout.source_id, Workout.created_at).where(Workout.source_id.in_(list(wanted)))
+        )
+        return [created.timestamp() - wanted[source_id] for source_id, created in rows]
+
+
+def _processed() -> int:
+    from app.db import get_sessionmaker
+    from sqlalchemy import text
+
+    with get_sessionmaker()() as session:
+        return int(
+            session.scalar(text("SELECT count(*) FROM inbox_events WHERE state = 'done'")) or 0
+        )
+
+
+async def _ack_burst(base: str, admin: Any, args: argparse.Namespace) -> tuple[list[float], int]:
+    """POST `ack_rate` events a second for `ack_seconds` (deletes of activities that do not
+    exist, for linked athletes: stored and processed without a Strava read) and time each 200."""
+    import asyncio
+    import time
+
+    import httpx2
+
+    athletes = [a["id"] for a in admin.list_athletes(limit=100)]
+    subscription_id = 0
+    for found in admin.webhook_deliveries():
+        subscription_id = found["event"]["subscription_id"]
+        break
+    total = int(args.ack_rate * args.ack_seconds)
+    latencies: list[float] = []
+    failures = 0
+    url = f"{base}/api/v1/strava/webhook"
+    limits = httpx2.Limits(max_connections=64)
+    async with httpx2.AsyncClient(timeout=10, limits=limits) as client:
+
+        async def one(i: int, at: float) -> None:
+            nonlocal failures
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            event = {
+                "aspect_type": "delete",
+                "event_time": 1_700_000_000 + i,
+                "object_id": 9_000_000_000 + i,
+                "object_type": "activity",
+                "owner_id": athletes[i % len(athletes)],
+                "subscription_id": subscription_id,
+                "updates": {},
+            }
+            sent = time.monotonic()
+            try:
+                response = await client.post(url, json=event)
+                ok = response.status_code == 200
+            except httpx2.HTTPError:
+                ok = False
+            latencies.append((time.monotonic() - sent) * 1000)
+            failures += 0 if ok else 1
+
+        start = time.monotonic() + 0.5
+        await asyncio.gather(*(one(i, start + i / args.ack_rate) for i in range(total)))
+    return latencies, failures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--athletes", type=int, default=1000)
@@ -219,6 +491,17 @@ def main() -> None:
         "--sweep",
         default="6,12,24,48,72,96",
         help="reconciliation intervals (hours) to compare, comma-separated",
+    )
+    parser.add_argument(
+        "--day-seconds",
+        type=float,
+        default=300.0,
+        help="end to end: real seconds the simulated day is compressed into",
+    )
+    parser.add_argument("--ack-rate", type=float, default=200.0, help="events/s for the ack p99")
+    parser.add_argument("--ack-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--model-only", action="store_true", help="skip the end-to-end run (no API, no worker)"
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -259,10 +542,17 @@ def main() -> None:
     for hours in (float(h) for h in args.sweep.split(",") if h):
         if int(hours * 3600) != chosen:
             print(simulate_push(link_ids, uploads, start, int(hours * 3600)).line())
-    print(
-        "\nnot measured (needs the webhook intake on main): wall-clock freshness upload -> "
-        "workout committed, events received/processed/lost, ack p99 at 200 events/s"
-    )
+    if args.model_only:
+        return
+    if importlib.util.find_spec("app.strava.webhooks") is None:
+        print(
+            "\nnot measured (needs the webhook intake on main): wall-clock freshness upload -> "
+            "workout committed, events received/processed/lost, ack p99 at 200 events/s"
+        )
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = end_to_end(args, importlib.import_module("sync"), Path(tmp))
+    figures.print(len(link_ids), chosen)
 
 
 if __name__ == "__main__":
