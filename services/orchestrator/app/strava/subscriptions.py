@@ -20,9 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import as_utc, utcnow
 from app.db import session_scope
-from app.strava.client import StravaClient, SubscriptionExists, SubscriptionNotFound
+from app.strava.client import (
+    StravaClient,
+    StravaError,
+    SubscriptionExists,
+    SubscriptionNotFound,
+)
 from app.strava.models import PushSubscriptionRecord
 from app.strava.payloads import PushSubscription
+from app.strava.runtime import RunRecorder, StravaRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +112,27 @@ def status(sessions: sessionmaker[Session], client: StravaClient) -> Subscriptio
     else:
         drift = Drift.NONE
     return SubscriptionStatus(recorded=recorded, at_strava=at_strava, drift=drift)
+
+
+def check(runtime: StravaRuntime) -> SubscriptionStatus | None:
+    """The beat's hourly look at Strava's list: a recorded subscription that Strava no longer
+    has (or has replaced) is forgotten, so the links go back to hourly polling at the next tick.
+    None when Strava could not be asked (the record stays: one failed look proves nothing)."""
+    client = runtime.client_for(RunRecorder(None))
+    try:
+        found = status(runtime.sessions, client)
+    except StravaError as exc:
+        log.warning("strava.subscription_check_failed", error=type(exc).__name__)
+        return None
+    if found.recorded is not None and found.drift in (Drift.MISSING_AT_STRAVA, Drift.DIFFERENT):
+        with session_scope(runtime.sessions) as session:
+            session.execute(delete(PushSubscriptionRecord))
+        log.warning(
+            "strava.subscription_lost", subscription_id=found.recorded.id, drift=found.drift
+        )
+    elif found.drift != Drift.NONE:
+        log.warning("strava.subscription_drift", drift=found.drift)
+    return found
 
 
 def unsubscribe(sessions: sessionmaker[Session], client: StravaClient) -> PushSubscription | None:

@@ -22,7 +22,7 @@ from app.strava.client import (
     create_http_client,
 )
 from app.strava.models import PushSubscriptionRecord
-from app.strava.runtime import build_strava_client
+from app.strava.runtime import StravaRuntime, build_strava_client
 from sqlalchemy import delete, select
 from strava_emulator.callback_receiver import CallbackReceiver
 from strava_emulator.testing import EmulatorHandle
@@ -176,6 +176,40 @@ def test_status_reports_drift_both_ways(client: StravaClient, receiver: Callback
     # unsubscribe still clears our record when Strava has nothing left
     assert subscriptions.unsubscribe(sessions, client) is not None
     assert _recorded() == []
+
+
+def test_the_hourly_check_forgets_a_subscription_gone_at_strava(
+    client: StravaClient, receiver: CallbackReceiver, strava_runtime: StravaRuntime
+) -> None:
+    subscriptions.subscribe(
+        strava_runtime.sessions, client, callback_url=receiver.url, verify_token="token"
+    )
+    found = subscriptions.check(strava_runtime)
+    assert found is not None
+    assert found.live
+    assert len(_recorded()) == 1  # in agreement: kept
+
+    for listed in client.list_subscriptions():
+        client.delete_subscription(listed.id)  # deleted at Strava behind our back
+    found = subscriptions.check(strava_runtime)
+    assert found is not None
+    assert found.drift == subscriptions.Drift.MISSING_AT_STRAVA
+    assert _recorded() == []  # links go back to hourly polling at the next tick
+
+
+def test_the_hourly_check_keeps_the_record_when_strava_cannot_be_asked(
+    client: StravaClient,
+    receiver: CallbackReceiver,
+    strava_runtime: StravaRuntime,
+    emulator: EmulatorHandle,
+) -> None:
+    subscriptions.subscribe(
+        strava_runtime.sessions, client, callback_url=receiver.url, verify_token="token"
+    )
+    emulator.admin.add_fault("/api/v3/push_subscriptions", status=503, count=10)
+    assert subscriptions.check(strava_runtime) is None
+    emulator.admin.clear_faults()
+    assert len(_recorded()) == 1
 
 
 # --- the command --------------------------------------------------------------------------------
