@@ -291,6 +291,29 @@ def end_to_end(args: argparse.Namespace, sync_module: Any, workdir: Path) -> End
     """The push path for real: N linked athletes, the API and a worker as processes, the
     emulator's clock run through yesterday `compression` times faster than real time so its
     generated uploads fire create events, then a burst of events at `ack_rate` per second."""
+    compression = 86400 / args.day_seconds
+    tag = uuid.uuid4().hex[:8]
+    try:
+        return _end_to_end(args, sync_module, workdir, compression, tag)
+    finally:
+        _forget_redis(tag)
+
+
+def _forget_redis(tag: str) -> None:
+    """The bench's queue, budget and beat keys on the shared Redis (configure_environment)."""
+    import redis
+
+    client = redis.Redis.from_url(importlib.import_module("sync").REDIS_URL)
+    for pattern in (f"bench-budget-{tag}:*", f"bench-sync-{tag}*"):
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
+    client.close()
+
+
+def _end_to_end(
+    args: argparse.Namespace, sync_module: Any, workdir: Path, compression: float, tag: str
+) -> EndToEnd | None:
     import asyncio
     import os
     import sys
@@ -298,8 +321,6 @@ def end_to_end(args: argparse.Namespace, sync_module: Any, workdir: Path) -> End
 
     from strava_emulator.testing import AdminClient
 
-    compression = 86400 / args.day_seconds
-    tag = uuid.uuid4().hex[:8]
     with sync_module.emulator(args.athletes, workdir) as emulator_url, sync_module.database() as db:
         sync_module.configure_environment(db, emulator_url, tag)
         port = sync_module._free_port()
