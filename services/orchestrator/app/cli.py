@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app.config import get_settings
+from app.config import SANDBOX_WEBHOOK_VERIFY_TOKEN, get_settings
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -286,6 +286,8 @@ def dev(
     env = dict(os.environ)
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("SANDBOX_EMULATOR_URL", f"http://127.0.0.1:{emulator_port}")
+    # The API answers the emulator's validation GET only for this token (docs/strava.md §5).
+    env.setdefault("STRAVA_WEBHOOK_VERIFY_TOKEN", SANDBOX_WEBHOOK_VERIFY_TOKEN)
     os.environ.update(env)
     _metrics_dir(wipe=True)  # the API's /metrics then shows the worker's metrics too
     env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
