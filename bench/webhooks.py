@@ -1,32 +1,30 @@
 """Polling versus webhooks + reconciliation over one day of N runners (issue 11).
 
-    uv run python bench/webhooks.py [--athletes 1000] [--reconcile-hours 72]
+    uv run python bench/webhooks.py [--athletes 1000] [--reconcile-hours 72] [--day-seconds 300]
 
-What it does today (the intake of branch `hooks` is not on main yet, so this is the HARNESS and
-a MODEL, not yet an end-to-end measurement):
+Needs PostgreSQL and Redis as bench/sync.py does (its set-up is reused: the emulator as a
+subprocess with N generated athletes, a database of its own, one sealed link per athlete).
+The day is the emulator's last full UTC day; its uploads are the generated activities'
+`available_at`, the emulator's realistic upload times. Strava's Standard tier: 200 reads per
+15 minutes and 2,000 per day, of which RATE_BUDGET_RESERVE (5 %) is left for the link flow.
 
-1. The emulator as a subprocess with N generated athletes (bench/sync.py's set-up). Each
-   athlete's activities of the last full UTC day, with the emulator's realistic upload times
-   (`available_at`), come from its admin API: these are the day's uploads.
-2. The day is replayed tick by tick (60 s of simulated time each, so a day takes seconds) through
-   the orchestrator's own scheduling arithmetic (`scheduling.slot_offset`/`next_slot`,
-   REQUESTS_PER_SYNC, the budget's reserve and window arithmetic) under Strava's Standard tier:
-   200 reads per 15 minutes and 2,000 per day, of which RATE_BUDGET_RESERVE (5 %) is kept for the
-   link flow. Nothing is ever sent over a spent window, so 429s are 0 by construction.
-   - polling: every link synced at its hourly slot, 2 reads a sync, as `tick` caps it;
-   - push: one read (GET /activities/{id}) per upload event when it arrives (or at the window's
-     reset if the budget is spent), plus the 28-day listing (2 reads) per link every
-     reconciliation interval, at its slot within that interval.
-3. Printed for each: Strava reads per athlete-day (spent, and what the schedule asks for),
-   runners served per 1,000 daily reads, freshness p50/p95/p99 in simulated seconds from upload
-   to the read that brings the activity in, uploads not brought in within the day, 429s, and the
-   reconciliation interval. A sweep over reconciliation intervals shows why
+1. MODEL (seconds): the day replayed minute by minute through the orchestrator's scheduling
+   arithmetic (`slot_offset`/`next_slot`, REQUESTS_PER_SYNC, the budget's windows): polling
+   hourly (2 reads a sync) and push (1 read per upload event, plus the 28-day listing, 2 reads,
+   per link every reconciliation interval), and a sweep over reconciliation intervals: why
    SYNC_RECONCILE_SECONDS defaults to 3 days.
-
-Not measured yet (needs the webhook intake on main): freshness in wall-clock seconds from the
-emulator's upload to the workout committed through API + inbox + worker, events
-received/processed/lost, and the webhook POST's ack p99 under 200 events/s. The push figures
-assume every event arrives (Strava retries three times; reconciliation catches the rest).
+2. POLLING END TO END (in process): the real `scheduling.tick`, rate budget (Redis) and
+   `run_sync` against the emulator over HTTP, with this process's clock (time-machine) and the
+   emulator's moved together through the day as fast as the machine goes, so Strava's windows
+   (the emulator's own, on its clock) scale with the compression. Freshness in simulated time.
+3. PUSH END TO END (when the webhook intake is on the branch): `orchestrator serve` and
+   `orchestrator worker` as processes, the subscription made by `app.strava.subscriptions`, the
+   emulator's clock run through the day `86400 / --day-seconds` times faster than real time with
+   its read limits scaled by as much; its create events go to the API, the inbox and the worker.
+   Freshness in wall-clock seconds from the emulator queueing the event to the workout row
+   (its `created_at`, the write transaction's start), events delivered/processed/lost, 429s,
+   reads per athlete-day (fetches measured + reconciliation modelled), then a burst of
+   `--ack-rate` (200) events/s for `--ack-seconds` and the POST's ack latency p50/p95/p99.
 """
 
 from __future__ import annotations
