@@ -59,8 +59,6 @@ class Settings(BaseSettings):
     # Links covered by an active push subscription are reconciled by the 28-day listing this
     # often instead of polled every SYNC_INTERVAL_SECONDS (default: docs/architecture.md §4).
     sync_reconcile_seconds: int = Field(default=3 * 86400, ge=60)
-    # Strava's validation GET carries it back to us; the handshake is answered only for it.
-    strava_webhook_verify_token: SecretStr | None = None
     # How often beat looks for due syncs (each link's slot is spread over the interval).
     sync_tick_seconds: float = Field(default=60.0, gt=0)
     # The Celery queue of sync tasks (tests use one of their own per session).
