@@ -375,7 +375,10 @@ def _subscribe_sandbox(settings: Settings, processes: list[subprocess.Popen[byte
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
                 return  # the supervision loop reports what stopped
             time.sleep(0.2)  # polling a server that is starting up, with a deadline
-    callback_url = f"{settings.public_base_url.rstrip('/')}{WEBHOOK_PATH}"
+    shown = callback_url = f"{settings.public_base_url.rstrip('/')}{WEBHOOK_PATH}"
+    if settings.strava_webhook_path_secret is not None:
+        callback_url += f"/{settings.strava_webhook_path_secret.get_secret_value()}"
+        shown += "/<STRAVA_WEBHOOK_PATH_SECRET>"  # the segment is a secret: never printed
     sessions = get_sessionmaker()
     with create_http_client(timeout_s=settings.strava_timeout_seconds) as http:
         client = build_strava_client(settings, http)
@@ -392,7 +395,7 @@ def _subscribe_sandbox(settings: Settings, processes: list[subprocess.Popen[byte
                 subscriptions.unsubscribe(sessions, client)
             console.print(f"[yellow]live updates off (hourly polling)[/yellow]: {exc}")
             return
-    console.print(f"  Live updates: the emulator pushes events to {callback_url}\n")
+    console.print(f"  Live updates: the emulator pushes events to {shown}\n")
 
 
 def _raise_keyboard_interrupt(*_: object) -> None:
