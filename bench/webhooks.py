@@ -346,8 +346,13 @@ def _end_to_end(
         athlete_ids = [a["id"] for a in admin.list_athletes(limit=args.athletes)]
         now = admin.clock_now()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0) - DAY
-        polling = polling_in_process(admin, dict(zip(runner_ids, athlete_ids, strict=True)), day)
-        polling.print(len(runner_ids))
+        try:
+            polling = polling_in_process(
+                admin, dict(zip(runner_ids, athlete_ids, strict=True)), day
+            )
+            polling.print(len(runner_ids))
+        except Exception as exc:  # report it and still run the push half
+            print(f"\nEND TO END (polling) failed: {type(exc).__name__}: {str(exc)[:300]}")
         _reset_after_polling()
         if importlib.util.find_spec("app.strava.webhooks") is None:
             print(
