@@ -185,6 +185,8 @@ public struct StravaStatus: Codable, Equatable, Sendable {
         public var lastResult: SyncResult?
         public var nextSyncAt: Date?
         public var workoutsInWindow: Int
+        /// `live`: Strava pushes new activities within seconds; `polling`: hourly; nil: not linked.
+        public var updates: Updates?
 
         public init(
             state: SyncState,
@@ -192,7 +194,8 @@ public struct StravaStatus: Codable, Equatable, Sendable {
             lastSuccessAt: Date?,
             lastResult: SyncResult?,
             nextSyncAt: Date?,
-            workoutsInWindow: Int
+            workoutsInWindow: Int,
+            updates: Updates? = nil
         ) {
             self.state = state
             self.lastSyncAt = lastSyncAt
@@ -200,6 +203,7 @@ public struct StravaStatus: Codable, Equatable, Sendable {
             self.lastResult = lastResult
             self.nextSyncAt = nextSyncAt
             self.workoutsInWindow = workoutsInWindow
+            self.updates = updates
         }
 
         enum CodingKeys: String, CodingKey {
@@ -209,6 +213,18 @@ public struct StravaStatus: Codable, Equatable, Sendable {
             case lastResult = "last_result"
             case nextSyncAt = "next_sync_at"
             case workoutsInWindow = "workouts_in_window"
+            case updates = "updates"
+        }
+    }
+
+    public enum Updates: String, Codable, Sendable {
+        case live = "live"
+        case polling = "polling"
+        case unknown = "unknown"
+
+        public init(from decoder: Decoder) throws {
+            let raw = try decoder.singleValueContainer().decode(String.self)
+            self = Updates(rawValue: raw) ?? .unknown
         }
     }
 

@@ -1,4 +1,5 @@
-"""`orchestrator` command: serve, migrate, worker, beat, dev (the whole sandbox), rotate-keys."""
+"""`orchestrator` command: serve, migrate, worker, beat, dev (the whole sandbox), rotate-keys,
+strava-webhook subscribe|status|unsubscribe."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from enum import IntEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from app.config import get_settings
+from app.config import SANDBOX_WEBHOOK_VERIFY_TOKEN, get_settings
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.strava.client import StravaClient
+
+# Where Strava's events reach us (docs/contract.md §3.1).
+WEBHOOK_PATH = "/api/v1/strava/webhook"
 
 cli = typer.Typer(
     help="Coach George orchestrator.",
@@ -22,7 +32,24 @@ cli = typer.Typer(
     # A crash prints a traceback without frame locals: they hold keys and tokens.
     pretty_exceptions_show_locals=False,
 )
+strava_webhook = typer.Typer(
+    help="The application's Strava push subscription (docs/strava.md §5).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+cli.add_typer(strava_webhook, name="strava-webhook")
 console = Console(stderr=True)
+out = Console()
+
+
+class ExitCode(IntEnum):
+    """`orchestrator strava-webhook` exit codes (2 is typer's usage error)."""
+
+    OK = 0
+    REFUSED = 1  # Strava refused: callback not verified, already subscribed, bad URL, not found
+    BAD_CREDENTIALS = 3  # STRAVA_CLIENT_ID / STRAVA_CLIENT_SECRET refused
+    UNREACHABLE = 4  # Strava did not answer (5xx, timeout), or answered nonsense
+    DRIFT = 5  # status: our record and Strava's list disagree
 
 
 def _metrics_dir(*, wipe: bool = False) -> None:
@@ -145,6 +172,111 @@ def rotate_keys(
 _LISTED_UNREADABLE = 50
 
 
+@contextlib.contextmanager
+def _strava_client() -> Iterator[StravaClient]:
+    """A Strava client for one command, whose errors become a message and an exit code."""
+    from app.strava.client import (
+        CallbackNotVerified,
+        InvalidClient,
+        StravaError,
+        SubscriptionRefused,
+        create_http_client,
+    )
+    from app.strava.runtime import build_strava_client
+    from app.strava.subscriptions import AlreadySubscribed
+
+    settings = get_settings()
+    try:
+        with create_http_client(timeout_s=settings.strava_timeout_seconds) as http:
+            yield build_strava_client(settings, http)
+    except AlreadySubscribed as exc:
+        found = exc.existing
+        where = f" (id {found.id}, callback {found.callback_url})" if found else ""
+        console.print(
+            f"[red]already subscribed{where}[/red]: Strava allows one subscription per "
+            "application. Run `orchestrator strava-webhook unsubscribe` first."
+        )
+        raise typer.Exit(ExitCode.REFUSED) from None
+    except CallbackNotVerified as exc:
+        console.print(
+            f"[red]validation failed[/red]: {exc.message}.\nStrava's validation GET must reach "
+            "the callback URL and get a 200 JSON echo of hub.challenge within 2 s: is the API "
+            "running and reachable at that URL, and is STRAVA_WEBHOOK_VERIFY_TOKEN the same there?"
+        )
+        raise typer.Exit(ExitCode.REFUSED) from None
+    except InvalidClient as exc:
+        console.print(
+            f"[red]bad credentials[/red]: {exc.message}.\n"
+            "Check STRAVA_CLIENT_ID and STRAVA_CLIENT_SECRET."
+        )
+        raise typer.Exit(ExitCode.BAD_CREDENTIALS) from None
+    except SubscriptionRefused as exc:
+        console.print(f"[red]refused by Strava[/red]: {exc.message}")
+        raise typer.Exit(ExitCode.REFUSED) from None
+    except StravaError as exc:
+        console.print(f"[red]Strava unavailable[/red]: {exc.message}. Try again later.")
+        raise typer.Exit(ExitCode.UNREACHABLE) from None
+
+
+@strava_webhook.command("subscribe")
+def webhook_subscribe(
+    callback_url: Annotated[
+        str,
+        typer.Option(
+            help="Public URL of the webhook route, e.g. "
+            "https://api.example.com/api/v1/strava/webhook (at most 255 characters)."
+        ),
+    ],
+) -> None:
+    """Create the push subscription: Strava validates the callback, then sends events to it."""
+    from app.db import get_sessionmaker
+    from app.strava import subscriptions
+
+    settings = get_settings()
+    with _strava_client() as client:
+        created = subscriptions.subscribe(
+            get_sessionmaker(),
+            client,
+            callback_url=callback_url,
+            verify_token=settings.webhook_verify_token,
+        )
+    out.print(f"[green]subscribed[/green]: id {created.id}, callback {created.callback_url}")
+
+
+@strava_webhook.command("status")
+def webhook_status() -> None:
+    """Our recorded subscription beside Strava's list; exit code 5 when they disagree."""
+    from app.db import get_sessionmaker
+    from app.strava import subscriptions
+
+    with _strava_client() as client:
+        found = subscriptions.status(get_sessionmaker(), client)
+    for label, sub in (("recorded here", found.recorded), ("at Strava", found.at_strava)):
+        shown = f"id {sub.id}, callback {sub.callback_url}" if sub else "none"
+        out.print(f"{label:>14}: {shown}")
+    if found.drift != subscriptions.Drift.NONE:
+        out.print(
+            f"[red]drift: {found.drift}[/red]: run `orchestrator strava-webhook unsubscribe`, "
+            "then subscribe again."
+        )
+        raise typer.Exit(ExitCode.DRIFT)
+    out.print("updates: [green]live[/green]" if found.live else "updates: polling")
+
+
+@strava_webhook.command("unsubscribe")
+def webhook_unsubscribe() -> None:
+    """Delete the push subscription (links go back to hourly polling)."""
+    from app.db import get_sessionmaker
+    from app.strava import subscriptions
+
+    with _strava_client() as client:
+        deleted = subscriptions.unsubscribe(get_sessionmaker(), client)
+    if deleted is None:
+        out.print("no subscription: nothing to delete")
+    else:
+        out.print(f"[green]unsubscribed[/green]: id {deleted.id}")
+
+
 @cli.command()
 def dev(
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
@@ -154,6 +286,8 @@ def dev(
     env = dict(os.environ)
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("SANDBOX_EMULATOR_URL", f"http://127.0.0.1:{emulator_port}")
+    # The API answers the emulator's validation GET only for this token (docs/strava.md §5).
+    env.setdefault("STRAVA_WEBHOOK_VERIFY_TOKEN", SANDBOX_WEBHOOK_VERIFY_TOKEN)
     os.environ.update(env)
     _metrics_dir(wipe=True)  # the API's /metrics then shows the worker's metrics too
     env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
@@ -200,6 +334,7 @@ def dev(
         "  Ctrl-C stops everything.\n"
     )
     try:
+        _subscribe_sandbox(settings, list(processes.values()))
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -211,6 +346,56 @@ def dev(
     ]
     if failed:
         console.print(f"[red]stopped: {', '.join(failed)} exited early[/red]")
+
+
+SANDBOX_STARTUP_SECONDS = 60.0
+
+
+def _subscribe_sandbox(settings: Settings, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Once the API and the emulator answer, subscribe the sandbox to the emulator's webhooks,
+    so that a run "uploaded" in the emulator shows up within seconds. Without it (the validation
+    GET failed) the sandbox keeps hourly polling, and says so."""
+    import httpx2
+
+    from app.db import get_sessionmaker
+    from app.strava import subscriptions
+    from app.strava.client import StravaError, create_http_client
+    from app.strava.runtime import build_strava_client
+
+    probes = (
+        f"{settings.public_base_url}/healthz",
+        f"{settings.sandbox_emulator_url}/_emulator/healthz",
+    )
+    deadline = time.monotonic() + SANDBOX_STARTUP_SECONDS
+    for probe in probes:
+        while True:
+            with contextlib.suppress(httpx2.TransportError):
+                if httpx2.get(probe, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                return  # the supervision loop reports what stopped
+            time.sleep(0.2)  # polling a server that is starting up, with a deadline
+    shown = callback_url = f"{settings.public_base_url.rstrip('/')}{WEBHOOK_PATH}"
+    if settings.strava_webhook_path_secret is not None:
+        callback_url += f"/{settings.strava_webhook_path_secret.get_secret_value()}"
+        shown += "/<STRAVA_WEBHOOK_PATH_SECRET>"  # the segment is a secret: never printed
+    sessions = get_sessionmaker()
+    with create_http_client(timeout_s=settings.strava_timeout_seconds) as http:
+        client = build_strava_client(settings, http)
+        try:
+            subscriptions.subscribe(
+                sessions,
+                client,
+                callback_url=callback_url,
+                verify_token=settings.webhook_verify_token,
+            )
+        except (StravaError, subscriptions.AlreadySubscribed) as exc:
+            # A record left by an earlier run must not claim that updates are live.
+            with contextlib.suppress(StravaError):
+                subscriptions.unsubscribe(sessions, client)
+            console.print(f"[yellow]live updates off (hourly polling)[/yellow]: {exc}")
+            return
+    console.print(f"  Live updates: the emulator pushes events to {shown}\n")
 
 
 def _raise_keyboard_interrupt(*_: object) -> None:

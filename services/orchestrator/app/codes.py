@@ -46,6 +46,14 @@ class RunResult(StrEnum):
     SKIPPED = "skipped"
 
 
+class Updates(StrEnum):
+    """StravaStatus.sync.updates: how new activities reach us. `live`: pushed by the provider
+    (webhooks) within seconds, with a periodic reconciliation; `polling`: the hourly listing."""
+
+    LIVE = "live"
+    POLLING = "polling"
+
+
 class StatusCode(StrEnum):
     """StravaStatus.error.code, LinkAttempt.failure_code and SyncRun.error_code."""
 

@@ -21,6 +21,8 @@ SOFT_TIME_LIMIT_SHARE = 0.85
 # Tries of one Strava GET (StravaClient's get_attempts): the soft limit must outlast a page whose
 # every try times out, or a slow Strava turns into crashed syncs instead of retried ones.
 STRAVA_GET_ATTEMPTS = 3
+# The sandbox's webhook verify token: the sandbox needs no settings (production sets its own).
+SANDBOX_WEBHOOK_VERIFY_TOKEN = "sandbox-verify-token"
 
 
 def _split_commas(value: object) -> object:
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
 
     sync_window_days: int = Field(default=28, ge=1, le=365)
     sync_interval_seconds: int = Field(default=3600, ge=60)
+    # Links covered by an active push subscription are reconciled by the 28-day listing this
+    # often instead of polled every SYNC_INTERVAL_SECONDS (default: docs/architecture.md §4).
+    sync_reconcile_seconds: int = Field(default=3 * 86400, ge=60)
     # How often beat looks for due syncs (each link's slot is spread over the interval).
     sync_tick_seconds: float = Field(default=60.0, gt=0)
     # The Celery queue of sync tasks (tests use one of their own per session).
@@ -219,6 +224,14 @@ class Settings(BaseSettings):
         if not self.sandbox:
             raise RuntimeError("STRAVA_CLIENT_SECRET must be set with STRAVA_CLIENT_ID")
         return SANDBOX_CLIENT_SECRET
+
+    @property
+    def webhook_verify_token(self) -> str:
+        if self.strava_webhook_verify_token is not None:
+            return self.strava_webhook_verify_token.get_secret_value()
+        if not self.sandbox:
+            raise RuntimeError("STRAVA_WEBHOOK_VERIFY_TOKEN must be set outside sandbox mode")
+        return SANDBOX_WEBHOOK_VERIFY_TOKEN
 
     @property
     def api_base_url(self) -> str:

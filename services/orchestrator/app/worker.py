@@ -100,6 +100,13 @@ def configure(celery: Celery, settings: Settings) -> None:
                 "schedule": float(settings.retention_interval_seconds),
                 "options": {"expires": float(settings.retention_interval_seconds)},
             },
+            # A push subscription deleted at Strava behind our back must not leave the links
+            # reconciled only every SYNC_RECONCILE_SECONDS with no events coming.
+            "strava-check-subscription": {
+                "task": "strava.check_subscription",
+                "schedule": 3600.0,
+                "options": {"expires": 3600.0},
+            },
         },
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=f"{settings.sync_queue}:redbeat:",

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
 import pytest
+from app.config import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from factories import consent as consent_on_emulator
 from factories import pkce_pair
 
@@ -109,9 +111,8 @@ def test_dev_prints_the_url_and_serves_the_onboarding(sandbox: tuple[str, str, P
     assert "text/html" in page.headers["content-type"]
 
 
-@pytest.mark.worker
-def test_dev_links_and_syncs_on_embedded_defaults(sandbox: tuple[str, str, Path]) -> None:
-    base, emulator, workdir_log = sandbox
+def _linked_and_synced(base: str, emulator: str, athlete_id: int) -> tuple[httpx2.Client, Any]:
+    """A runner of the sandbox linked to the emulator athlete, once its first sync is done."""
     api = httpx2.Client(base_url=base, timeout=10)
     token = api.post("/api/v1/auth/sessions", json={}).json()["access_token"]
     api.headers["Authorization"] = f"Bearer {token}"
@@ -121,8 +122,7 @@ def test_dev_links_and_syncs_on_embedded_defaults(sandbox: tuple[str, str, Path]
         "/api/v1/strava/link-token",
         json={"code_challenge": challenge, "code_challenge_method": "S256"},
     ).json()
-    athletes = httpx2.get(f"{emulator}/_emulator/athletes").json()["items"]
-    callback = consent_on_emulator(start["authorize_url"], athletes[0]["id"])
+    callback = consent_on_emulator(start["authorize_url"], athlete_id)
     linked = api.post("/api/v1/strava/callback", json={**callback, "code_verifier": verifier})
     assert linked.status_code == 200, linked.text
 
@@ -130,9 +130,54 @@ def test_dev_links_and_syncs_on_embedded_defaults(sandbox: tuple[str, str, Path]
         status: dict[str, Any] = api.get("/api/v1/strava/status").json()
         return status if status["sync"]["last_result"] == "ok" else None
 
-    status = wait_for(synced, timeout_s=90, what="the first sync on the embedded broker")
+    return api, wait_for(synced, timeout_s=90, what="the first sync on the embedded broker")
+
+
+def _athlete_ids(emulator: str) -> list[int]:
+    return [
+        athlete["id"] for athlete in httpx2.get(f"{emulator}/_emulator/athletes").json()["items"]
+    ]
+
+
+@pytest.mark.worker
+def test_dev_links_and_syncs_on_embedded_defaults(sandbox: tuple[str, str, Path]) -> None:
+    base, emulator, workdir_log = sandbox
+    api, status = _linked_and_synced(base, emulator, _athlete_ids(emulator)[0])
     assert status["status"] == "linked"
     assert status["sync"]["workouts_in_window"] > 0
     workouts = api.get("/api/v1/workouts?limit=5").json()["items"]
     assert workouts
     assert (workdir_log.parent / "var" / "orchestrator.db").exists()
+
+
+@pytest.mark.worker
+def test_dev_subscribes_so_a_new_run_arrives_without_a_sync(
+    sandbox: tuple[str, str, Path],
+) -> None:
+    """`./scripts/dev` subscribes to the emulator by itself: a run "uploaded" in the emulator's
+    admin API reaches the runner's workouts through the webhook, with no sync asked for."""
+    base, emulator, _ = sandbox
+    listed = httpx2.get(
+        f"{emulator}/api/v3/push_subscriptions",
+        params={"client_id": SANDBOX_CLIENT_ID, "client_secret": SANDBOX_CLIENT_SECRET},
+    ).json()
+    assert [found["callback_url"] for found in listed] == [f"{base}/api/v1/strava/webhook"]
+    athlete_id = _athlete_ids(emulator)[1]
+    api, status = _linked_and_synced(base, emulator, athlete_id)
+    assert status["sync"]["updates"] == "live"
+
+    started = datetime.now(UTC) - timedelta(hours=1)
+    uploaded = httpx2.post(
+        f"{emulator}/_emulator/athletes/{athlete_id}/activities",
+        json={"sport_type": "Run", "distance": 5000.0, "start_date": started.isoformat()},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    activity_id = uploaded.json()["id"]
+
+    def arrived() -> bool | None:
+        items = api.get("/api/v1/workouts", params={"limit": 50}).json()["items"]
+        return any(item["source_id"] == activity_id for item in items) or None
+
+    wait_for(arrived, timeout_s=30, what="the uploaded run to arrive through the webhook")
+    triggers = {run["trigger"] for run in api.get("/api/v1/strava/sync-runs").json()["items"]}
+    assert triggers <= {"link", "webhook"}  # no manual or scheduled sync brought it

@@ -17,11 +17,18 @@ secret::
     │   ├── ScopeMissing        401 AccessToken/<scope>_permission/missing
     │   ├── InvalidGrant        400 on /oauth/token: code or refresh token invalid, used or expired
     │   └── InvalidClient       400 Application/client_id/invalid, 401 Application//invalid
-    │                           (our app credentials; any 401 on /oauth/token)
+    │                           (our app credentials; any 401 on /oauth/token or
+    │                           /push_subscriptions)
     ├── AthleteCapacityReached  403 "Limit of connected athletes exceeded" on /oauth/token: the
     │                           app's athlete capacity is full (docs/strava.md §1.11)
     ├── RateLimited             429; .retry_at (UTC: the next :00/:15/:30/:45, or the next
     │                           midnight when the daily window is spent), .window ("short"|"daily")
+    ├── SubscriptionRefused     push subscriptions (docs/strava.md §5): any other 4xx, e.g. a
+    │   │                       callback URL that is not http(s) or longer than 255 characters
+    │   ├── CallbackNotVerified 400 PushSubscription/callback url/<why>: the validation GET got
+    │   │                       no 200 within 2 s, or not the right hub.challenge echo
+    │   ├── SubscriptionExists  400 PushSubscription//already exists: one per application
+    │   └── SubscriptionNotFound 404 on DELETE /push_subscriptions/{id}
     ├── StravaUnreachable       5xx, transport errors and timeouts (after the retries for GETs)
     └── BadResponse             body not JSON / wrong shape, or another unexpected status
                                 (e.g. 404 on GET /activities/{id}: check .status)
@@ -45,6 +52,7 @@ from pydantic import ValidationError
 from app.clock import utcnow
 from app.strava.payloads import (
     ActivityPage,
+    PushSubscription,
     SummaryActivity,
     SummaryAthlete,
     TokenResponse,
@@ -64,6 +72,10 @@ ATHLETE_ACTIVITIES = "GET /athlete/activities"
 ACTIVITY = "GET /activities/{id}"
 OAUTH_TOKEN = "POST /oauth/token"
 OAUTH_DEAUTHORIZE = "POST /oauth/deauthorize"
+SUBSCRIPTION_CREATE = "POST /push_subscriptions"
+SUBSCRIPTION_LIST = "GET /push_subscriptions"
+SUBSCRIPTION_DELETE = "DELETE /push_subscriptions/{id}"
+_SUBSCRIPTION_ENDPOINTS = frozenset({SUBSCRIPTION_CREATE, SUBSCRIPTION_LIST, SUBSCRIPTION_DELETE})
 
 MAX_PER_PAGE = 200
 # Epoch seconds stay below 10**10 until the year 2286; epoch milliseconds passed it in 1970.
@@ -187,6 +199,22 @@ class RateLimited(StravaError):
         self.window = window
 
 
+class SubscriptionRefused(StravaError):
+    """Strava refused a push subscription call (create, delete) for a reason of its own."""
+
+
+class CallbackNotVerified(SubscriptionRefused):
+    """The create's validation GET to the callback got no 200 within 2 s, or a wrong echo."""
+
+
+class SubscriptionExists(SubscriptionRefused):
+    """The application already has its one push subscription: delete it first."""
+
+
+class SubscriptionNotFound(SubscriptionRefused):
+    """No push subscription with this id (it was deleted already)."""
+
+
 class StravaUnreachable(StravaError):
     """Strava could not be reached or failed (5xx, transport error, timeout)."""
 
@@ -217,11 +245,11 @@ _T = TypeVar("_T")
 class _Call:
     """One request as the client means it; `secrets` are scrubbed from anything we report."""
 
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "DELETE"]
     endpoint: str
     url: str
     headers: dict[str, str] = field(repr=False)
-    params: dict[str, int] | None = None
+    params: Mapping[str, int | str] | None = field(default=None, repr=False)
     form: dict[str, str] | None = field(default=None, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -340,7 +368,68 @@ class StravaClient:
         if not response.is_success:
             self._raise_for_status(call, response)
 
+    # --- push subscriptions (docs/strava.md §5) -------------------------------------------------
+
+    def create_subscription(self, callback_url: str, verify_token: str) -> PushSubscription:
+        """POST /push_subscriptions. Strava first sends the validation GET to `callback_url`, which
+        must echo `hub.challenge` within 2 s (CallbackNotVerified otherwise). Not retried: the
+        application has one subscription, and a retry after a lost answer would only meet it."""
+        if not callback_url:
+            raise ValueError("`callback_url` is empty")
+        if not verify_token:
+            raise ValueError("`verify_token` is empty")
+        call = _Call(
+            method="POST",
+            endpoint=SUBSCRIPTION_CREATE,
+            url=f"{self._api_base_url}/push_subscriptions",
+            headers={"Accept": "application/json"},
+            form={
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "callback_url": callback_url,
+                "verify_token": verify_token,
+            },
+            secrets=(self._client_secret, verify_token),
+        )
+        response = self._send(call)
+        if not response.is_success:
+            self._raise_for_status(call, response)
+        body = self._json(call, response)
+        return self._validate(call, response, PushSubscription.model_validate, body)
+
+    def list_subscriptions(self) -> list[PushSubscription]:
+        """GET /push_subscriptions: the application's subscription, if it has one (0 or 1)."""
+        call = self._app_call("GET", SUBSCRIPTION_LIST, "/push_subscriptions")
+        response = self._get(call)
+        body = self._json(call, response)
+        if not isinstance(body, list):
+            self._bad_shape(call, response, "expected a JSON array of subscriptions")
+        return [self._validate(call, response, PushSubscription.model_validate, i) for i in body]
+
+    def delete_subscription(self, subscription_id: int) -> None:
+        """DELETE /push_subscriptions/{id} (204); an unknown id raises SubscriptionNotFound."""
+        if not _is_int(subscription_id) or subscription_id < 1:
+            raise ValueError("`subscription_id` must be a positive integer")
+        call = self._app_call(
+            "DELETE", SUBSCRIPTION_DELETE, f"/push_subscriptions/{subscription_id}"
+        )
+        response = self._send(call)
+        if not response.is_success:
+            self._raise_for_status(call, response)
+
     # --- plumbing -----------------------------------------------------------------------------
+
+    def _app_call(self, method: Literal["GET", "DELETE"], endpoint: str, path: str) -> _Call:
+        """A call authenticated by our application's credentials, which Strava takes in the
+        query for the list and the delete (docs/strava.md §5)."""
+        return _Call(
+            method=method,
+            endpoint=endpoint,
+            url=f"{self._api_base_url}{path}",
+            headers={"Accept": "application/json"},
+            params={"client_id": self._client_id, "client_secret": self._client_secret},
+            secrets=(self._client_secret,),
+        )
 
     def _api_call(
         self, endpoint: str, path: str, access_token: str, params: dict[str, int] | None = None
@@ -527,6 +616,8 @@ class StravaClient:
             and _ATHLETE_CAPACITY_MESSAGE in fault.message.lower()
         ):
             raise AthleteCapacityReached(f"Strava refused a new athlete{said}", **common)
+        if call.endpoint in _SUBSCRIPTION_ENDPOINTS:
+            _raise_for_subscription(call, status, fault, said, common)
         if is_token and status in (400, 401):
             # /oauth/token authenticates our app and checks one grant; a fault naming neither
             # is a grant problem on 400 (Strava's usual answer) and an app problem on 401.
@@ -543,6 +634,31 @@ class StravaClient:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _raise_for_subscription(
+    call: _Call, status: int, fault: Fault | None, said: str, common: dict[str, Any]
+) -> NoReturn:
+    """A 4xx from /push_subscriptions (docs/strava.md §5): our credentials, the one
+    subscription already there, the callback failing its validation GET, or an unknown id."""
+    if status == 401 or (fault is not None and fault.has(resource="Application")):
+        raise InvalidClient(f"Strava refused our application{said}", **common)
+    if fault is not None and fault.has(resource="PushSubscription", code="already exists"):
+        raise SubscriptionExists(f"The application already has a push subscription{said}", **common)
+    if fault is not None and any(
+        error.resource == "PushSubscription"
+        and error.field == "callback url"
+        and error.code != "invalid"
+        for error in fault.errors
+    ):
+        raise CallbackNotVerified(
+            "The callback did not answer Strava's validation GET with a 200 echo of "
+            f"hub.challenge within 2 s{said}",
+            **common,
+        )
+    if status == 404 and call.method == "DELETE":
+        raise SubscriptionNotFound(f"No such push subscription{said}", **common)
+    raise SubscriptionRefused(f"{call.endpoint} answered {status}{said}", **common)
 
 
 def create_http_client(

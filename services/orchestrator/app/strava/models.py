@@ -1,4 +1,5 @@
-"""Strava link attempts, links (credentials encrypted), sync runs and the shared rate budget."""
+"""Strava link attempts, links (credentials encrypted), sync runs, the shared rate budget and the
+application's push subscription."""
 
 from __future__ import annotations
 
@@ -207,3 +208,18 @@ class StravaRevocation(Base):
         ForeignKey("runners.id", ondelete="CASCADE"), primary_key=True
     )
     revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PushSubscriptionRecord(Base):
+    """The application's push subscription at Strava (at most one: Strava allows one per
+    application, docs/strava.md §5). While it exists, links are covered by push and scheduling
+    only reconciles them (app/strava/scheduling.py)."""
+
+    __tablename__ = "strava_push_subscriptions"
+
+    # Strava's subscription id.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    callback_url: Mapped[str] = mapped_column(String(255))
+    # Strava's created_at; recorded_at is when we stored it.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -17,6 +17,7 @@ __all__ = [
     "ActivityPage",
     "MetaAthlete",
     "PolylineMap",
+    "PushSubscription",
     "SummaryActivity",
     "SummaryAthlete",
     "TokenResponse",
@@ -171,3 +172,16 @@ class ActivityPage:
 
     activities: list[SummaryActivity]
     rate_limit: RateLimitSnapshot | None
+
+
+class PushSubscription(BaseModel):
+    """A push subscription, as the create (201) and the list answer it (docs/strava.md §5)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int
+    callback_url: str
+    created_at: datetime
+    updated_at: datetime | None = None
+    application_id: int | None = None
+    resource_state: int | None = None

@@ -103,6 +103,8 @@ class StravaRuntime:
     interval_seconds: int = 3600
     max_attempts: int = 3
     lease_seconds: int = 120
+    # Between scheduled syncs of links covered by push (scheduling.scheduled_interval).
+    reconcile_seconds: int = 3 * 86400
     close: Callable[[], None] = field(default=lambda: None, repr=False)
 
 
@@ -136,6 +138,7 @@ def build_runtime(
         interval_seconds=settings.sync_interval_seconds,
         max_attempts=settings.sync_max_attempts,
         lease_seconds=settings.sync_lease_seconds,
+        reconcile_seconds=settings.sync_reconcile_seconds,
         close=http.close,
     )
 

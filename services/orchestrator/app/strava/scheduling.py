@@ -8,6 +8,11 @@ default):
 * **Scheduled**: every link has slots spread over the interval by a hash of its id (`slot_offset`,
   `next_slot`), so a tick enqueues only the links whose `next_sync_at` has come, never every
   athlete at once; and no more than the shared rate budget can serve in the current window.
+  The interval (`scheduled_interval`) is SYNC_INTERVAL_SECONDS (hourly polling), or, while an
+  active push subscription covers the links (subscriptions.push_active), the reconciliation
+  interval SYNC_RECONCILE_SECONDS: webhook events bring the news, the 28-day listing only
+  catches what events missed. Without a subscription, a tick brings links scheduled at the
+  reconciliation pace back to their hourly slot (`return_to_polling`).
 * **After a run** (`record_run`): success → the next slot; a spent rate limit → just after the
   window resets; a failure → exponential backoff (`retry_delay`); a code that needs the runner to
   reconnect → never, until they do.
@@ -63,6 +68,7 @@ from app.strava.metrics import LINKS_KEY_UNAVAILABLE
 from app.strava.models import ACTIVE_RUN_INDEX_WHERE, StravaLink, SyncRun
 from app.strava.runtime import StravaRuntime
 from app.strava.service import active_sync, get_link
+from app.strava.subscriptions import push_active
 
 log = structlog.get_logger(__name__)
 
@@ -243,6 +249,29 @@ def next_slot(link_id: uuid.UUID, now: datetime, interval_seconds: int) -> datet
     earliest = now.timestamp() + interval_seconds / 2
     k = math.ceil((earliest - offset) / interval_seconds)
     return datetime.fromtimestamp(k * interval_seconds + offset, UTC)
+
+
+def scheduled_interval(session: Session, runtime: StravaRuntime) -> int:
+    """Seconds between scheduled syncs of a link: the reconciliation interval while a push
+    subscription covers the links, else the hourly poll (docs/architecture.md §4)."""
+    return runtime.reconcile_seconds if push_active(session) else runtime.interval_seconds
+
+
+def return_to_polling(session: Session, now: datetime, interval_seconds: int) -> int:
+    """Links scheduled further ahead than polling would (at the reconciliation pace of a
+    subscription that is gone) get their next hourly slot instead; returns how many. Links
+    waiting out an error (a daily rate limit, a backoff) keep their retry time."""
+    horizon = now + timedelta(seconds=interval_seconds * 3 / 2)
+    links = list(
+        session.scalars(
+            select(StravaLink)
+            .where(StravaLink.next_sync_at > horizon, StravaLink.error_code.is_(None))
+            .with_for_update()
+        )
+    )
+    for link in links:
+        link.next_sync_at = next_slot(link.id, now, interval_seconds)
+    return len(links)
 
 
 def retry_delay(link_id: uuid.UUID, failures: int, interval_seconds: int) -> timedelta:
@@ -475,6 +504,8 @@ def tick(
             )
             or 0
         )
+        if not push_active(session):
+            return_to_polling(session, now, runtime.interval_seconds)
     webhook_runners = 0
     if enqueue_webhooks is not None:
         # Deferred events wait in the inbox (next_attempt_at = the window's reset), so re-driving

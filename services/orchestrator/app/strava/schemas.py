@@ -80,6 +80,12 @@ class SyncStatusOut(BaseModel):
     last_result: Literal["ok", "partial", "failed"] | None
     next_sync_at: datetime | None
     workouts_in_window: int
+    updates: Literal["live", "polling"] | None = Field(
+        default=None,
+        description="How new activities arrive: `live` (Strava pushes them within seconds; a "
+        "28-day reconciliation runs every SYNC_RECONCILE_SECONDS) or `polling` (the hourly "
+        "sync); null when not linked.",
+    )
 
 
 class StatusErrorOut(BaseModel):

@@ -5,6 +5,8 @@
 * `status`: `not_linked` (no link), `action_required` (the link's error is one of
   RECONNECT_CODES), else `linked`;
 * `sync.state`: `idle`, or the state of the runner's one `queued`/`running` SyncRun;
+* `sync.updates`: `live` while a push subscription is recorded (subscriptions.push_active) and
+  the link needs no reconnect, else `polling`; null without a link;
 * `error.code` (app.codes.StatusCode) with the `message` and `action` of ERROR_MESSAGES and
   ERROR_ACTIONS below, and `retry_at` when the link retries by itself.
 
@@ -38,7 +40,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
-from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode
+from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode, Updates
 from app.db import session_scope
 from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit
 from app.security import KeyRing
@@ -62,6 +64,7 @@ from app.strava.models import (
 )
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
+from app.strava.subscriptions import push_active
 from app.strava.tokens import REFRESH_MARGIN
 from app.workouts import service as workouts
 
@@ -213,6 +216,9 @@ def get_status(
     in_window = workouts_in_window
     if in_window is None:
         in_window = workouts.count_since(session, runner_id, window_start(now, window_days))
+    # Live: Strava pushes this athlete's changes, which needs an active subscription and a
+    # link Strava still honours.
+    live = push_active(session) and link.error_code not in RECONNECT_CODES
     return StravaStatus(
         status="action_required" if link.error_code in RECONNECT_CODES else "linked",
         athlete=AthleteOut(
@@ -231,6 +237,7 @@ def get_status(
             last_result=link.last_result,
             next_sync_at=as_utc(link.next_sync_at) if link.next_sync_at else None,
             workouts_in_window=in_window,
+            updates=Updates.LIVE if live else Updates.POLLING,
         ),
         error=error,
     )

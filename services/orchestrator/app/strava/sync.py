@@ -55,7 +55,7 @@ from app.strava.models import StravaLink, SyncRun
 from app.strava.payloads import SummaryActivity
 from app.strava.ratelimit import RateLimitSnapshot
 from app.strava.runtime import RunRecorder, StravaRuntime
-from app.strava.scheduling import finish_run, record_run
+from app.strava.scheduling import finish_run, record_run, scheduled_interval
 
 log = structlog.get_logger(__name__)
 
@@ -390,7 +390,12 @@ def _write(
         else:
             result = RunResult.FAILED
         retry_at = record_run(
-            link, result, code, retry_at, now, interval_seconds=runtime.interval_seconds
+            link,
+            result,
+            code,
+            retry_at,
+            now,
+            interval_seconds=scheduled_interval(session, runtime),
         )
     outcome = _close(
         run, now, result, code, listing, upserted, deleted, recorder, retry_at=retry_at

@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 
 from app.config import get_settings
 from app.errors import ServiceUnavailable
-from app.strava import retention, scheduling, service, sync, webhook_processing
+from app.strava import retention, scheduling, service, subscriptions, sync, webhook_processing
 from app.strava.runtime import StravaRuntime, build_runtime, close_runtime
 from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
@@ -79,6 +79,12 @@ def process_webhooks(self: Task[Any, Any], runner_id: str) -> dict[str, Any]:
         redelivered=redelivered,
     )
     return report.summary()
+
+
+@celery_app.task(name="strava.check_subscription", acks_late=True)
+def check_subscription() -> str | None:
+    found = subscriptions.check(runtime())
+    return found.drift if found is not None else None
 
 
 @celery_app.task(name="strava.deauthorize_pending", acks_late=True)
