@@ -56,6 +56,7 @@ from app.strava.payloads import SummaryActivity
 from app.strava.ratelimit import RateLimitSnapshot
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.scheduling import finish_run, record_run, scheduled_interval
+from app.strava.subscriptions import push_active
 
 log = structlog.get_logger(__name__)
 
@@ -167,6 +168,15 @@ def claim_run(
     return Claim(run, exhausted)
 
 
+def _purpose(session: Session, trigger: str) -> metrics.Purpose:
+    """Why this run reads Strava: a scheduled listing is a reconciliation while a push
+    subscription covers the links (scheduling.py), else a poll."""
+    purpose = metrics.PURPOSE_OF_TRIGGER.get(trigger, metrics.Purpose.POLL)
+    if purpose == metrics.Purpose.POLL and push_active(session):
+        return metrics.Purpose.RECONCILE
+    return purpose
+
+
 def run_sync(
     runtime: StravaRuntime, run_id: uuid.UUID, *, redelivered: bool = False
 ) -> SyncOutcome:
@@ -187,6 +197,7 @@ def run_sync(
             return SyncOutcome(run_id, RunResult.SKIPPED)
         run = claim.run
         trigger = run.trigger
+        purpose = _purpose(session, trigger)
         attempts = run.attempts
         runner_id = run.runner_id
         link = session.scalar(select(StravaLink).where(StravaLink.runner_id == runner_id))
@@ -236,9 +247,7 @@ def run_sync(
         _report(outcome, trigger, runner_id, time.perf_counter() - clock, attempts=attempts)
         return outcome
 
-    recorder = RunRecorder(
-        runtime.budget, purpose=metrics.PURPOSE_OF_TRIGGER.get(trigger, metrics.Purpose.POLL)
-    )
+    recorder = RunRecorder(runtime.budget, purpose=purpose)
     client = runtime.client_for(recorder)
     listing = Listing()
     error: Exception | None = None

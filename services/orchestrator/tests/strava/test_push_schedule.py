@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import time_machine
 from app.clock import as_utc, utcnow
+from app.codes import Trigger
 from app.db import session_scope
 from app.strava import scheduling, service
 from app.strava.models import PushSubscriptionRecord, StravaLink, SyncRun
@@ -150,3 +151,47 @@ def test_updates_are_live_only_for_links_strava_still_honours(
         assert link is not None
         link.error_code = "reauth_required"
     assert runner.status()["sync"]["updates"] == "polling"
+
+
+def _listings_by(api: TestClient, purpose: str) -> float:
+    """strava_requests_total of the activity listing for this purpose, from the /metrics text."""
+    sample = (
+        f'strava_requests_total{{endpoint="GET /athlete/activities",purpose="{purpose}",'
+        'status="200"} '
+    )
+    return sum(
+        float(line.removeprefix(sample))
+        for line in api.get("/metrics").text.splitlines()
+        if line.startswith(sample)
+    )
+
+
+def _scheduled_sync(runner: Runner, strava_runtime: StravaRuntime) -> None:
+    with session_scope() as session:
+        run = scheduling.request_sync(
+            session, _rid(runner), Trigger.SCHEDULE, enqueue=lambda _run_id: None
+        )
+        run_id = run.id
+    assert run_sync(strava_runtime, run_id).result == "ok"
+
+
+@pytest.mark.parametrize(("subscribed", "purpose"), [(True, "reconcile"), (False, "poll")])
+def test_scheduled_listings_are_labelled_reconcile_while_push_covers_the_links(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+    request: pytest.FixtureRequest,
+    subscribed: bool,
+    purpose: str,
+) -> None:
+    if subscribed:
+        request.getfixturevalue("push_subscription")
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
+    other = "poll" if purpose == "reconcile" else "reconcile"
+    before, other_before = _listings_by(api, purpose), _listings_by(api, other)
+
+    _scheduled_sync(runner, strava_runtime)
+
+    assert _listings_by(api, purpose) > before
+    assert _listings_by(api, other) == other_before
