@@ -48,6 +48,7 @@ READ_LIMIT_DAILY = 2_000
 RESERVE = 0.05  # RATE_BUDGET_RESERVE: left for the link flow
 TICK = timedelta(seconds=60)  # SYNC_TICK_SECONDS
 DAY = timedelta(days=1)
+BENCH_VERIFY_TOKEN = "bench-verify-token"  # STRAVA_WEBHOOK_VERIFY_TOKEN of the bench's API
 TARGET_RUNNERS_PER_1000 = 500
 TARGET_FRESHNESS_P95_S = 60.0
 
@@ -325,7 +326,7 @@ def _end_to_end(
         base = f"http://127.0.0.1:{port}"
         os.environ.update(
             {
-                "STRAVA_WEBHOOK_VERIFY_TOKEN": "bench-verify-token",
+                "STRAVA_WEBHOOK_VERIFY_TOKEN": BENCH_VERIFY_TOKEN,
                 "PUBLIC_BASE_URL": base,
                 "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
                 "STRAVA_TIMEOUT_SECONDS": "10",
@@ -380,7 +381,7 @@ def _end_to_end(
                     get_sessionmaker(),
                     build_strava_client(settings, http),
                     callback_url=f"{base}/api/v1/strava/webhook",
-                    verify_token=settings.webhook_verify_token,
+                    verify_token=BENCH_VERIFY_TOKEN,
                 )
             admin.clear_requests()
             started = time.monotonic()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app.config import SANDBOX_WEBHOOK_VERIFY_TOKEN, get_settings
+from app.config import get_settings
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -218,6 +218,18 @@ def _strava_client() -> Iterator[StravaClient]:
         raise typer.Exit(ExitCode.UNREACHABLE) from None
 
 
+def _verify_token(settings: Settings) -> str:
+    """The token Strava's validation GET must bring (sandbox: SANDBOX_WEBHOOK_VERIFY_TOKEN)."""
+    token = settings.webhook_verify_token
+    if token is None:
+        console.print(
+            "[red]STRAVA_WEBHOOK_VERIFY_TOKEN is not set[/red]: set it (the same value) for the "
+            "API and for this command; the API refuses Strava's validation GET without it."
+        )
+        raise typer.Exit(2)
+    return token
+
+
 @strava_webhook.command("subscribe")
 def webhook_subscribe(
     callback_url: Annotated[
@@ -238,7 +250,7 @@ def webhook_subscribe(
             get_sessionmaker(),
             client,
             callback_url=callback_url,
-            verify_token=settings.webhook_verify_token,
+            verify_token=_verify_token(settings),
         )
     out.print(f"[green]subscribed[/green]: id {created.id}, callback {created.callback_url}")
 
@@ -286,8 +298,6 @@ def dev(
     env = dict(os.environ)
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("SANDBOX_EMULATOR_URL", f"http://127.0.0.1:{emulator_port}")
-    # The API answers the emulator's validation GET only for this token (docs/strava.md §5).
-    env.setdefault("STRAVA_WEBHOOK_VERIFY_TOKEN", SANDBOX_WEBHOOK_VERIFY_TOKEN)
     os.environ.update(env)
     _metrics_dir(wipe=True)  # the API's /metrics then shows the worker's metrics too
     env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
@@ -387,7 +397,7 @@ def _subscribe_sandbox(settings: Settings, processes: list[subprocess.Popen[byte
                 sessions,
                 client,
                 callback_url=callback_url,
-                verify_token=settings.webhook_verify_token,
+                verify_token=_verify_token(settings),
             )
         except (StravaError, subscriptions.AlreadySubscribed) as exc:
             # A record left by an earlier run must not claim that updates are live.

@@ -107,13 +107,11 @@ class Settings(BaseSettings):
     # A runner's bearer token stops working this long after it was issued (401).
     session_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     # Webhooks (docs/strava.md §5, docs/contract.md §7). The handshake is answered only for this
-    # token; unset → no subscription can be validated.
+    # token; unset → SANDBOX_WEBHOOK_VERIFY_TOKEN in sandbox mode, else no handshake succeeds.
     strava_webhook_verify_token: SecretStr | None = None
     # An unguessable last segment of the callback path (/api/v1/strava/webhook/<secret>), so the
     # URL itself is a shared secret: Strava does not sign its events.
     strava_webhook_path_secret: SecretStr | None = None
-    # Our push subscription's id: events of any other are ignored (unset → any is taken).
-    strava_webhook_subscription_id: int | None = None
     # More open events than this for one runner → one window listing instead of N reads.
     webhook_burst_threshold: int = Field(default=10, ge=1)
     # A pending event whose processing task has not run for this long is sent again by the tick.
@@ -226,12 +224,13 @@ class Settings(BaseSettings):
         return SANDBOX_CLIENT_SECRET
 
     @property
-    def webhook_verify_token(self) -> str:
+    def webhook_verify_token(self) -> str | None:
+        """Our `verify_token`; None outside sandbox mode when unset (webhooks are optional: the
+        service starts and polls, and the validation GET is refused)."""
         if self.strava_webhook_verify_token is not None:
-            return self.strava_webhook_verify_token.get_secret_value()
-        if not self.sandbox:
-            raise RuntimeError("STRAVA_WEBHOOK_VERIFY_TOKEN must be set outside sandbox mode")
-        return SANDBOX_WEBHOOK_VERIFY_TOKEN
+            token = self.strava_webhook_verify_token.get_secret_value()
+            return token or None
+        return SANDBOX_WEBHOOK_VERIFY_TOKEN if self.sandbox else None
 
     @property
     def api_base_url(self) -> str:

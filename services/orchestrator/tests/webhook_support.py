@@ -12,6 +12,7 @@ import httpx2
 from fastapi import FastAPI
 from live import serving
 from pydantic import SecretStr
+from sqlalchemy import delete
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -54,20 +55,26 @@ def serve_hooks(settings: Settings) -> Iterator[HookServer]:
 
 @contextmanager
 def subscribed(emulator: EmulatorHandle, hooks: HookServer) -> Iterator[int]:
-    """Our push subscription at the emulator (its creation runs the validation handshake); the
-    API then ignores events of any other subscription id. Deleted afterwards."""
+    """Our push subscription at the emulator (its creation runs the validation handshake),
+    recorded as `orchestrator strava-webhook subscribe` records it: the API then ignores events
+    of any other subscription id. Deleted (here and at the emulator) afterwards."""
+    from app.db import session_scope
+    from app.strava.models import PushSubscriptionRecord
+    from app.strava.payloads import PushSubscription
+    from app.strava.subscriptions import record
+
     created = emulator.subscribe(hooks.callback_url, VERIFY_TOKEN)
     assert created.status_code == 201, created.text
-    subscription_id = int(created.json()["id"])
-    settings: Settings = hooks.app.state.settings
-    hooks.app.state.settings = settings.model_copy(
-        update={"strava_webhook_subscription_id": subscription_id}
-    )
+    subscription = PushSubscription.model_validate(created.json())
+    with session_scope() as session:
+        record(session, subscription)
     try:
-        yield subscription_id
+        yield subscription.id
     finally:
+        with session_scope() as session:
+            session.execute(delete(PushSubscriptionRecord))
         httpx2.delete(
-            f"{emulator.api_base_url}/push_subscriptions/{subscription_id}",
+            f"{emulator.api_base_url}/push_subscriptions/{subscription.id}",
             params={
                 "client_id": str(emulator.config.client_id),
                 "client_secret": emulator.config.client_secret,

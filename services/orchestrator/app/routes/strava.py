@@ -137,7 +137,6 @@ async def receive_webhook(
         body,
         sessions=request.app.state.sessions,
         keyring=keyring,
-        settings=settings,
         enqueue=request.app.state.enqueue_webhooks,
     )
     return intake.body()

@@ -90,7 +90,7 @@ def subscribe(
         listed = client.list_subscriptions()
         raise AlreadySubscribed(listed[0] if listed else None) from None
     with session_scope(sessions) as session:
-        _record(session, created)
+        record(session, created)
     log.info("strava.subscribed", subscription_id=created.id)
     return created
 
@@ -156,7 +156,7 @@ def unsubscribe(sessions: sessionmaker[Session], client: StravaClient) -> PushSu
     return target
 
 
-def _record(session: Session, subscription: PushSubscription) -> None:
+def record(session: Session, subscription: PushSubscription) -> None:
     # One subscription per application: the new record replaces any stale one.
     session.execute(delete(PushSubscriptionRecord))
     session.add(

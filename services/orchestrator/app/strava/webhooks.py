@@ -6,7 +6,8 @@
 * **Intake** (`receive_event`): the body is parsed strictly (`WebhookEventIn`); bodies over
   MAX_REQUEST_BODY_BYTES are refused (413) unread by the app's BodySizeLimit. The athlete is
   resolved to our runner by the link's blind index (the athlete id is never stored in clear).
-  An event for another subscription or an athlete we do not know is acknowledged and ignored
+  An event for another subscription than the recorded one (subscriptions.py; none recorded →
+  any is taken) or an athlete we do not know is acknowledged and ignored
   (200: Strava would only retry it), a malformed one is a 400 `invalid_request`; all are
   counted. A valid event is written to the inbox (app/inbox) and committed, and only then is
   the runner's processing task sent (webhook_processing.py does the Strava work, never this
@@ -44,7 +45,7 @@ from app.errors import (
 from app.inbox import service as inbox
 from app.security import KeyRing
 from app.strava import metrics
-from app.strava.models import StravaLink
+from app.strava.models import PushSubscriptionRecord, StravaLink
 
 log = structlog.get_logger(__name__)
 
@@ -148,16 +149,15 @@ def check_callback_path(settings: Settings, segment: str | None) -> None:
 
 def verify_subscription(settings: Settings, query: Mapping[str, str]) -> dict[str, str]:
     """The validation GET: echo `hub.challenge` when the mode and our verify token match."""
-    expected = settings.strava_webhook_verify_token
+    expected = settings.webhook_verify_token
     given = query.get("hub.verify_token", "")
     challenge = query.get("hub.challenge")
     if (
         expected is None
-        or not expected.get_secret_value()
         or query.get("hub.mode") != "subscribe"
         or not challenge
         or len(challenge) > 255
-        or not hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+        or not hmac.compare_digest(given.encode(), expected.encode())
     ):
         metrics.WEBHOOK_VALIDATIONS.labels("refused").inc()
         log.warning("strava.webhook_validation_refused", mode=query.get("hub.mode"))
@@ -201,24 +201,31 @@ def runner_for_athlete(session: Session, keyring: KeyRing, athlete_id: int) -> u
     )
 
 
+def _of_our_subscription(session: Session, subscription_id: int) -> bool:
+    """Whether the event belongs to the subscription recorded by `orchestrator strava-webhook
+    subscribe` (one primary-key read of a one-row table, in the event's own transaction). With
+    none recorded the event is taken: only Strava knows the callback URL (its secret segment),
+    and Strava may deliver before the subscription is recorded (docs/contract.md §3.2)."""
+    recorded = session.scalar(select(PushSubscriptionRecord.id).limit(1))
+    return recorded is None or recorded == subscription_id
+
+
 def receive_event(
     body: bytes,
     *,
     sessions: sessionmaker[Session],
     keyring: KeyRing,
-    settings: Settings,
     enqueue: Callable[[uuid.UUID], None],
 ) -> Intake:
     """Parse, resolve, store and commit one event; the processing task is sent after the commit.
     Its own short transaction: the answer must say whether the event is durable."""
     started = time.perf_counter()
     event = parse_event(body)
-    expected_subscription = settings.strava_webhook_subscription_id
-    if expected_subscription is not None and event.subscription_id != expected_subscription:
-        return _counted(event, Intake(IntakeOutcome.UNKNOWN_SUBSCRIPTION), started)
     now = utcnow()
     try:
         with session_scope(sessions) as session:
+            if not _of_our_subscription(session, event.subscription_id):
+                return _counted(event, Intake(IntakeOutcome.UNKNOWN_SUBSCRIPTION), started)
             runner_id = runner_for_athlete(session, keyring, event.owner_id)
             if runner_id is None:
                 return _counted(event, Intake(IntakeOutcome.UNKNOWN_ATHLETE), started)

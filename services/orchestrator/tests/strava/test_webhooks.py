@@ -19,11 +19,11 @@ import pytest
 from app.clock import utcnow
 from app.db import session_scope
 from app.inbox.models import EventState, InboxEvent
-from app.strava.models import StravaLink, StravaRevocation
+from app.strava.models import PushSubscriptionRecord, StravaLink, StravaRevocation
 from app.workouts.models import Workout
 from factories import Runner, link, linked_runner
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from waiting import wait_until
 from webhook_support import PATH_SECRET, VERIFY_TOKEN, HookServer, serve_hooks, subscribed
 
@@ -165,6 +165,42 @@ def test_the_callback_secrets_never_reach_the_logs(
     assert "/strava/webhook/[redacted]" in logged
     assert PATH_SECRET not in logged
     assert VERIFY_TOKEN not in logged
+
+
+def test_a_sandbox_api_answers_the_handshake_with_the_sandbox_token(settings: Settings) -> None:
+    """Sandbox mode (no STRAVA_CLIENT_ID) without STRAVA_WEBHOOK_VERIFY_TOKEN: the API started on
+    its own (not by `dev`) still answers the emulator's validation GET (docs/contract.md §7)."""
+    from app.config import SANDBOX_WEBHOOK_VERIFY_TOKEN
+    from app.main import create_app
+    from fastapi.testclient import TestClient
+
+    assert settings.sandbox
+    assert settings.strava_webhook_verify_token is None
+    query = {"hub.mode": "subscribe", "hub.challenge": "abc"}
+    with TestClient(create_app(settings)) as client:
+        answer = client.get(
+            "/api/v1/strava/webhook",
+            params={**query, "hub.verify_token": SANDBOX_WEBHOOK_VERIFY_TOKEN},
+        )
+        assert answer.status_code == 200
+        assert answer.json() == {"hub.challenge": "abc"}
+        wrong = client.get("/api/v1/strava/webhook", params={**query, "hub.verify_token": "x"})
+        assert wrong.status_code == 403
+
+
+def test_outside_sandbox_a_missing_verify_token_refuses_the_handshake(settings: Settings) -> None:
+    from app.config import SANDBOX_WEBHOOK_VERIFY_TOKEN
+    from app.errors import WebhookVerificationFailed
+    from app.strava.webhooks import verify_subscription
+
+    production = settings.model_copy(update={"strava_client_id": "12345"})
+    assert not production.sandbox
+    assert production.webhook_verify_token is None
+    query = {"hub.mode": "subscribe", "hub.challenge": "abc"}
+    with pytest.raises(WebhookVerificationFailed):
+        verify_subscription(production, {**query, "hub.verify_token": SANDBOX_WEBHOOK_VERIFY_TOKEN})
+    with pytest.raises(WebhookVerificationFailed):
+        verify_subscription(production, {**query, "hub.verify_token": ""})
 
 
 # --- intake and processing -----------------------------------------------------------------------
@@ -318,6 +354,27 @@ def test_an_event_of_another_subscription_is_ignored(
     body = _event_body(subscription + 1, owner=linked.athlete_id, object_id=42)
     assert hook_server.post(body).json() == {"status": "unknown_subscription"}
     assert _events(linked.runner_id) == []
+
+
+def test_with_no_subscription_recorded_events_of_any_subscription_are_taken(
+    linked: Linked, hook_server: HookServer, subscription: int
+) -> None:
+    """Only Strava knows the callback URL's secret segment, and it may deliver before
+    `subscribe` has recorded its answer (docs/contract.md §3.2)."""
+    from app.strava.subscriptions import record, recorded_subscription
+
+    with session_scope() as session:
+        ours = recorded_subscription(session)
+        assert ours is not None
+        assert ours.id == subscription
+        session.execute(delete(PushSubscriptionRecord))
+    try:
+        body = _event_body(subscription + 7, owner=linked.athlete_id, object_id=42, aspect="delete")
+        assert hook_server.post(body).json() == {"status": "stored"}
+        assert len(_events(linked.runner_id)) == 1
+    finally:
+        with session_scope() as session:
+            record(session, ours)
 
 
 @pytest.mark.parametrize(
