@@ -141,16 +141,22 @@ def _api_workouts(runner: Runner) -> dict[int, dict[str, Any]]:
     return {item["source_id"]: item for item in items}
 
 
-def _in_window(emulator: EmulatorHandle, athlete_id: int) -> set[int]:
+def _in_window(emulator: EmulatorHandle, athlete_id: int, run: SyncRun) -> set[int]:
+    """What Strava listed for the run: uploaded before the run began (an activity still in
+    progress, or uploaded since, is not there yet) and started inside its window."""
     from datetime import datetime
 
-    now = utcnow()
+    assert run.window_start is not None
+    assert run.window_end is not None
+    start, at = as_utc(run.window_start), as_utc(run.window_end)
+
+    def ts(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
     return {
         act["id"]
         for act in emulator.admin.list_activities(athlete_id)
-        if now - timedelta(days=28)
-        <= datetime.fromisoformat(act["start_date"].replace("Z", "+00:00"))
-        <= now
+        if start <= ts(act["start_date"]) and ts(act["available_at"]) <= at
     }
 
 
@@ -178,7 +184,7 @@ def test_a_worker_killed_mid_sync_is_redelivered_and_finishes_without_duplicates
 
     assert done.result == "ok", done.error_code
     assert done.attempts == 2  # the killed delivery, then the redelivered one
-    expected = _in_window(emulator, athlete["id"])
+    expected = _in_window(emulator, athlete["id"], done)
     assert set(_api_workouts(runner)) == expected
     with session_scope() as session:
         rows, distinct = session.execute(
@@ -203,7 +209,7 @@ def test_end_to_end_link_first_sync_hourly_resync_edits_and_deletions(
     first = wait_until(lambda: _finished(runner, "link"), timeout=60)
     assert first.result == "ok"
     workouts = _api_workouts(runner)
-    assert set(workouts) == _in_window(emulator, athlete["id"])
+    assert set(workouts) == _in_window(emulator, athlete["id"], first)
     status = runner.status()
     assert status["sync"]["last_result"] == "ok"
     assert status["sync"]["workouts_in_window"] == len(workouts)
@@ -230,7 +236,7 @@ def test_end_to_end_link_first_sync_hourly_resync_edits_and_deletions(
     assert after[edited]["distance_m"] == 12345.0
     assert removed not in after
     assert added["id"] in after
-    assert set(after) == _in_window(emulator, athlete["id"])
+    assert set(after) == _in_window(emulator, athlete["id"], resync)
 
 
 def _link_credentials(runner: Runner, settings: Settings) -> tuple[str, str]:

@@ -63,14 +63,20 @@ def _request_sync(runner: Runner, trigger: Trigger = Trigger.MANUAL) -> uuid.UUI
     return ids[0]
 
 
-def _in_window(emulator: EmulatorHandle, athlete: dict[str, Any], days: int = 28) -> set[int]:
-    now = utcnow()
-    start = now - timedelta(days=days)
+def _in_window(emulator: EmulatorHandle, athlete: dict[str, Any], run: SyncRun) -> set[int]:
+    """What Strava listed for the run: uploaded before the run began (the admin view also shows
+    what is still in progress or not done yet) and started inside its window."""
+    assert run.window_start is not None
+    assert run.window_end is not None
+    start, at = as_utc(run.window_start), as_utc(run.window_end)
+
+    def ts(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
     return {
         act["id"]
         for act in emulator.admin.list_activities(athlete["id"])
-        # (the admin view also shows what the athlete has not done yet today)
-        if start <= datetime.fromisoformat(act["start_date"].replace("Z", "+00:00")) <= now
+        if start <= ts(act["start_date"]) and ts(act["available_at"]) <= at
     }
 
 
@@ -102,7 +108,7 @@ def test_first_sync_ingests_the_28_day_window(
 
     outcome = run_sync(strava_runtime, enqueued[-1])
 
-    expected = _in_window(emulator, athlete)
+    expected = _in_window(emulator, athlete, _run(enqueued[-1]))
     assert expected, "the generated athlete trains"
     assert outcome.result == "ok"
     assert set(_workouts(runner)) == expected
