@@ -56,8 +56,12 @@ def authenticate(session: Session, token: str) -> uuid.UUID:
     return runner_id
 
 
+# Built once: the profile summary, which the app polls, reads it on every request.
+_PROFILE_OF_RUNNER = select(Profile).where(Profile.runner_id == bindparam("runner_id"))
+
+
 def get_profile(session: Session, runner_id: uuid.UUID) -> Profile | None:
-    return session.get(Profile, runner_id)
+    return session.scalar(_PROFILE_OF_RUNNER, {"runner_id": runner_id})
 
 
 def put_profile(session: Session, runner_id: uuid.UUID, data: ProfileIn) -> Profile:
