@@ -184,6 +184,7 @@ def run_sync(
     started = utcnow()
     clock = time.perf_counter()
     backfill = False
+    known_grant: tokens.AccessGrant | None = None
     with session_scope(runtime.sessions) as session:
         claim = claim_run(
             session,

@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 from app.clock import utcnow
-from app.codes import RunState
 from app.config import Settings
 from app.db import get_engine, session_scope
+from app.strava.budget import RedisBudget
 from app.strava.models import StravaLink
+from app.strava.ratelimit import RateLimitSnapshot
 from app.strava.runtime import StravaRuntime
-from app.strava.sync import claim_run, run_sync
+from app.strava.sync import run_sync
 from factories import linked_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select, update
@@ -37,45 +39,6 @@ def statements(settings: Settings) -> Iterator[list[str]]:
 def _queued_run(api: TestClient, athlete: dict[str, Any], enqueued: list[uuid.UUID]) -> uuid.UUID:
     linked_runner(api, athlete["id"])
     return enqueued[-1]
-
-
-def test_the_claim_is_one_statement_and_takes_a_queued_run_once(
-    api: TestClient,
-    athlete: dict[str, Any],
-    enqueued: list[uuid.UUID],
-    statements: list[str],
-) -> None:
-    run_id = _queued_run(api, athlete, enqueued)
-    now = utcnow()
-    window = (now - timedelta(days=28), now)
-    statements.clear()
-    with session_scope() as session:
-        claimed = claim_run(
-            session,
-            run_id,
-            now,
-            redelivered=False,
-            stale_after=timedelta(minutes=10),
-            window=window,
-        )
-        assert claimed is not None
-        assert (claimed.state, claimed.attempts) == (RunState.RUNNING, 1)
-        assert claimed.window_start == window[0]
-        assert claimed.window_end == now
-    on_runs = [sql for sql in statements if "sync_runs" in sql]
-    assert len(on_runs) == 1
-    assert on_runs[0].startswith("UPDATE sync_runs")
-
-    with session_scope() as session:  # a duplicate message for the live run: nothing
-        again = claim_run(
-            session,
-            run_id,
-            now,
-            redelivered=False,
-            stale_after=timedelta(minutes=10),
-            window=window,
-        )
-        assert again is None
 
 
 def test_a_sync_run_reads_the_link_twice_claim_and_locked_write(
@@ -119,3 +82,41 @@ def test_an_expiring_token_is_still_refreshed_before_the_listing(
             select(StravaLink).where(StravaLink.runner_id == uuid.UUID(runner.runner_id))
         ).one()
         assert link.token_version == 2  # refreshed once, through access_grant
+
+
+class _CountingConnection(redis.Connection):
+    """A Redis connection that counts what it sends: one send per round trip."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_recording_a_response_in_the_redis_budget_is_one_round_trip(redis_url: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=_CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    prefix = f"test-budget-{uuid.uuid4().hex}"
+    budget = RedisBudget(client, prefix=prefix)
+    snapshot = RateLimitSnapshot(
+        overall_limit=(200, 2000),
+        overall_usage=(10, 100),
+        read_limit=(100, 1000),
+        read_usage=(5, 50),
+    )
+    now = utcnow()
+    try:
+        budget.record(snapshot, now)  # the first call may load the script into Redis
+        _CountingConnection.sends = 0
+
+        budget.record(snapshot, now)
+
+        assert _CountingConnection.sends == 1
+        view = budget.view(now)
+        assert view.limits is not None
+        assert (view.limits.overall, view.limits.read) == ((200, 2000), (100, 1000))
+        assert (view.used_short, view.used_daily) == (10, 100)
+    finally:
+        client.delete(*client.keys(f"{prefix}*"))
+        client.close()
