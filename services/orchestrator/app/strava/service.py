@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import DateTime, Select, Uuid, bindparam, delete, exists, select
+from sqlalchemy import DateTime, Select, Uuid, bindparam, delete, exists, literal, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
@@ -154,7 +154,7 @@ def active_sync(session: Session, runner_id: uuid.UUID) -> SyncRun | None:
     )
 
 
-def _status_query() -> Select[*tuple[Any, ...]]:
+def _status_query(*, count_window: bool) -> Select[*tuple[Any, ...]]:
     """Everything the status shows, in one statement (the app polls it): the link's columns
     (all None when there is none), the active run's state, the window's workout count, the
     last used link attempt's failure code and time, and a revocation at Strava. Core columns
@@ -197,7 +197,11 @@ def _status_query() -> Select[*tuple[Any, ...]]:
             links.last_result,
             links.next_sync_at,
             active_state.label("active_state"),
-            workouts.count_since_query(runner_id, since).scalar_subquery().label("in_window"),
+            (
+                workouts.count_since_query(runner_id, since).scalar_subquery()
+                if count_window
+                else literal(None)
+            ).label("in_window"),
             last_failure.label("last_failure"),
             last_used_at.label("last_used_at"),
             revoked_at.label("revoked_at"),
@@ -208,7 +212,9 @@ def _status_query() -> Select[*tuple[Any, ...]]:
     )
 
 
-_STATUS = _status_query()
+# With the window's workout count, and without it for a caller that counted them already.
+_STATUS = _status_query(count_window=True)
+_STATUS_UNCOUNTED = _status_query(count_window=False)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -227,7 +233,8 @@ def get_status(
     the caller already read the window's workouts (the profile summary)."""
     now = utcnow()
     since = window_start(now, window_days)
-    row = session.execute(_STATUS, {"runner_id": runner_id, "since": since}).first()
+    query = _STATUS if workouts_in_window is None else _STATUS_UNCOUNTED
+    row = session.execute(query, {"runner_id": runner_id, "since": since}).first()
     if row is None or row.id is None:
         error = None
         if row is not None and row.last_failure is not None:
