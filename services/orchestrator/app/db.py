@@ -11,6 +11,7 @@ runs right after the commit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,16 @@ import anyio
 from fastapi import Depends
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    ORMExecuteState,
+    Session,
+    UOWTransaction,
+    sessionmaker,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.requests import Request
 
 from app.config import Settings, get_settings
@@ -44,6 +54,36 @@ class Base(DeclarativeBase):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 _Row = TypeVar("_Row", bound=Base)
+
+
+# A pooled PostgreSQL connection that sat idle this long is pinged before it is handed out; one
+# back in the pool moments ago (a busy API) is not: a ping per checkout was a round trip per
+# request. A connection that dies while busy fails its statement; SQLAlchemy then discards the
+# whole pool's connections of that age, so the next checkout connects afresh.
+PING_IDLE_AFTER_S = 5.0
+# Connections are replaced after this long anyway (server-side memory, proxies' idle limits).
+POOL_RECYCLE_S = 1800
+
+
+def ping_idle_connections(engine: Engine, idle_after_s: float) -> None:
+    """Before a checkout, ping the connection if it has been idle `idle_after_s` or longer;
+    a dead one is replaced (DisconnectionError makes the pool connect again)."""
+
+    @event.listens_for(engine, "checkin")
+    def _note_idle(_: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_after_s:
+            return  # a new connection, or one in use moments ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error:
+            alive = False
+        if not alive:
+            raise DisconnectionError("an idle pooled connection did not answer a ping")
 
 
 @dataclass(frozen=True)
@@ -92,7 +132,8 @@ def postgres_engine_arguments(options: EngineOptions) -> dict[str, Any]:
     if options.statement_timeout_s is not None:
         connect_args["options"] = f"-c statement_timeout={int(options.statement_timeout_s * 1000)}"
     return {
-        "pool_pre_ping": True,
+        # No pre-ping per checkout (a round trip per request): idle connections only, below.
+        "pool_recycle": POOL_RECYCLE_S,
         "pool_size": options.pool_size,
         "max_overflow": options.max_overflow,
         "pool_timeout": options.pool_timeout_s,
@@ -100,7 +141,9 @@ def postgres_engine_arguments(options: EngineOptions) -> dict[str, Any]:
     }
 
 
-def make_engine(url: str, options: EngineOptions | None = None) -> Engine:
+def make_engine(
+    url: str, options: EngineOptions | None = None, *, ping_idle_after_s: float = PING_IDLE_AFTER_S
+) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -116,7 +159,9 @@ def make_engine(url: str, options: EngineOptions | None = None) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, **postgres_engine_arguments(options or EngineOptions()))
+    engine = create_engine(url, **postgres_engine_arguments(options or EngineOptions()))
+    ping_idle_connections(engine, ping_idle_after_s)
+    return engine
 
 
 @lru_cache
@@ -131,6 +176,40 @@ def engine_for(url: str, options: EngineOptions | None = None) -> Engine:
 @lru_cache
 def sessionmaker_for(url: str, options: EngineOptions | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for(url, options), expire_on_commit=False)
+
+
+class ReadOnlyError(RuntimeError):
+    """A write was attempted through a ReadOnlySession: a bug, never a runner's doing."""
+
+
+class ReadOnlySession(Session):
+    """A session for reads (the status, the profile summary): each statement runs in autocommit,
+    so a read costs no BEGIN and no COMMIT round trip and holds no transaction open. On PostgreSQL's
+    READ COMMITTED each statement saw its own snapshot anyway. Any write is refused."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, _: UOWTransaction, __: Any) -> None:
+    raise ReadOnlyError("a read-only session cannot write (flush)")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlyError("a read-only session cannot write (INSERT, UPDATE or DELETE)")
+
+
+def read_sessionmaker_for(
+    url: str, options: EngineOptions | None = None
+) -> sessionmaker[ReadOnlySession]:
+    """Read-only sessions on the pool of `engine_for(url, options)`: no second pool."""
+    return _read_sessionmaker(engine_for(url, options))
+
+
+@lru_cache
+def _read_sessionmaker(engine: Engine) -> sessionmaker[ReadOnlySession]:
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(bind=autocommit, class_=ReadOnlySession, expire_on_commit=False)
 
 
 def get_engine() -> Engine:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -16,10 +16,17 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.body_limit import BodySizeLimit
 from app.config import Settings, get_settings
-from app.db import EngineOptions, api_thread_tokens, engine_for, sessionmaker_for
+from app.db import (
+    EngineOptions,
+    api_thread_tokens,
+    engine_for,
+    read_sessionmaker_for,
+    sessionmaker_for,
+)
 from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_path, redact_query
 from app.routes import api_docs, auth, profile, strava, training, web, workouts
@@ -34,6 +41,42 @@ access_log = structlog.get_logger("orchestrator.access")
 
 # Threads /readyz may use at once for its checks (each abandoned when the bound expires).
 READYZ_PROBE_THREADS = 4
+
+
+class AccessLog:
+    """Our access log (`http.request`), query strings redacted (a callback URL carries `code`
+    and `state`) and control characters escaped. Plain ASGI: Starlette's BaseHTTPMiddleware
+    (`@app.middleware("http")`) runs every request in a task group with memory streams, a cost
+    the cheapest route pays too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            # Control characters escaped: an ANSI sequence in a path must not reach a terminal raw.
+            access_log.info(
+                "http.request",
+                method=scope["method"],
+                path=escape_controls(redact_path(scope["path"])),
+                query=escape_controls(redact_query(scope["query_string"].decode("latin-1"))),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
 
 
 def create_app(
@@ -81,6 +124,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine_options = engine_options
     app.state.sessions = sessionmaker_for(settings.database_url, engine_options)
+    app.state.read_sessions = read_sessionmaker_for(settings.database_url, engine_options)
     app.state.keyring = KeyRing(settings.encryption_keys())
     app.state.strava_client = client
     app.state.session_throttle = session_creation_throttle(settings)
@@ -107,23 +151,7 @@ def create_app(
     # Inside the access log (added after it, so the log sees the 413s).
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
-    @app.middleware("http")
-    async def _access_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        # Our own access log: query strings redacted (a callback URL carries `code` and `state`),
-        # control characters escaped (an ANSI sequence in a path must not reach a terminal raw).
-        access_log.info(
-            "http.request",
-            method=request.method,
-            path=escape_controls(redact_path(request.url.path)),
-            query=escape_controls(redact_query(request.url.query)),
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return response
+    app.add_middleware(AccessLog)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

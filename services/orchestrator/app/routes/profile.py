@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import uuid
 from functools import partial
 
 from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
 
-from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep
+from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep
 from app.routes.strava import StravaClientDep
 from app.runners import service as runners
 from app.runners.schemas import ProfileIn, ProfileOut
@@ -32,21 +34,26 @@ def delete_profile(
 
 
 @router.get("/summary")
-def get_summary(
-    session: SessionDep, runner_id: RunnerIdDep, keyring: KeyRingDep, settings: SettingsDep
+async def get_summary(
+    read: ReaderDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
-    profile = runners.get_profile(session, runner_id)
-    # One query of the workouts serves the training figures and the status's window count.
-    workouts = training.summary(session, runner_id, profile, window_days=settings.sync_window_days)
-    return ProfileSummary(
-        profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
-        strava=strava.get_status(
-            session,
-            runner_id,
-            keyring,
-            window_days=settings.sync_window_days,
-            workouts_in_window=workouts.workouts_in_window,
-        ),
-        training=workouts.distance,
-        load=workouts.load,
-    )
+    def summary(session: Session, runner_id: uuid.UUID) -> ProfileSummary:
+        profile = runners.get_profile(session, runner_id)
+        # One query of the workouts serves the training figures and the status's window count.
+        workouts = training.summary(
+            session, runner_id, profile, window_days=settings.sync_window_days
+        )
+        return ProfileSummary(
+            profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
+            strava=strava.get_status(
+                session,
+                runner_id,
+                keyring,
+                window_days=settings.sync_window_days,
+                workouts_in_window=workouts.workouts_in_window,
+            ),
+            training=workouts.distance,
+            load=workouts.load,
+        )
+
+    return await read(summary)

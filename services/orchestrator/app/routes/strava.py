@@ -5,13 +5,14 @@ in app/errors.py."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.codes import Trigger
-from app.deps import KeyRingDep, RunnerIdDep, SessionDep, SettingsDep, no_store
+from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep, no_store
 from app.errors import ErrorBody
 from app.strava import oauth, scheduling, service, webhooks
 from app.strava.client import StravaClient
@@ -29,7 +30,7 @@ from app.strava.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["strava"])
 
 
-def get_strava_client(request: Request) -> StravaClient:
+async def get_strava_client(request: Request) -> StravaClient:
     client: StravaClient = request.app.state.strava_client
     return client
 
@@ -72,10 +73,10 @@ def callback(
 
 
 @router.get("/strava/status")
-def get_status(
-    session: SessionDep, runner_id: RunnerIdDep, settings: SettingsDep, keyring: KeyRingDep
-) -> StravaStatus:
-    return service.get_status(session, runner_id, keyring, window_days=settings.sync_window_days)
+async def get_status(read: ReaderDep, settings: SettingsDep, keyring: KeyRingDep) -> StravaStatus:
+    return await read(
+        partial(service.get_status, keyring=keyring, window_days=settings.sync_window_days)
+    )
 
 
 @router.post("/strava/sync", status_code=202, responses={429: {"model": ErrorBody}})

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -39,20 +39,29 @@ def create_session(session: Session, *, ttl: timedelta) -> tuple[RunnerSession, 
     return runner_session, token
 
 
+# Built once (Core, bound parameters): every authenticated request runs it.
+_RUNNER_OF_TOKEN = select(RunnerSession.__table__.c.runner_id).where(
+    RunnerSession.__table__.c.token_hash == bindparam("token_hash"),
+    RunnerSession.__table__.c.expires_at > bindparam("now"),
+)
+
+
 def authenticate(session: Session, token: str) -> uuid.UUID:
     """The runner of a live token; an unknown or expired one is Unauthenticated."""
-    runner_id = session.scalar(
-        select(RunnerSession.runner_id).where(
-            RunnerSession.token_hash == token_hash(token), RunnerSession.expires_at > utcnow()
-        )
+    runner_id: uuid.UUID | None = session.scalar(
+        _RUNNER_OF_TOKEN, {"token_hash": token_hash(token), "now": utcnow()}
     )
     if runner_id is None:
         raise Unauthenticated()
     return runner_id
 
 
+# Built once: the profile summary, which the app polls, reads it on every request.
+_PROFILE_OF_RUNNER = select(Profile).where(Profile.runner_id == bindparam("runner_id"))
+
+
 def get_profile(session: Session, runner_id: uuid.UUID) -> Profile | None:
-    return session.get(Profile, runner_id)
+    return session.scalar(_PROFILE_OF_RUNNER, {"runner_id": runner_id})
 
 
 def put_profile(session: Session, runner_id: uuid.UUID, data: ProfileIn) -> Profile:

@@ -350,19 +350,22 @@ redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
 return {0}
 """
 
-# KEYS: short counters, daily counters. ARGV: short overall, short read, daily overall,
-# daily read, short ttl, daily ttl. Raises each counter to Strava's figure (never lowers it).
+# KEYS: limits, short counters, daily counters. ARGV: short overall, short read, daily overall,
+# daily read, short ttl, daily ttl, then the limits (overall short, overall daily, read short,
+# read daily). Stores the limits and raises each counter to Strava's figure (never lowers it).
+# One script call, one round trip per recorded response.
 _RECORD = """
+redis.call('HSET', KEYS[1], 'os', ARGV[7], 'od', ARGV[8], 'rs', ARGV[9], 'rd', ARGV[10])
 local function raise(key, field, value)
   local current = tonumber(redis.call('HGET', key, field) or '0')
   if value > current then redis.call('HSET', key, field, value) end
 end
-raise(KEYS[1], 'overall', tonumber(ARGV[1]))
-raise(KEYS[1], 'read', tonumber(ARGV[2]))
-raise(KEYS[2], 'overall', tonumber(ARGV[3]))
-raise(KEYS[2], 'read', tonumber(ARGV[4]))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+raise(KEYS[2], 'overall', tonumber(ARGV[1]))
+raise(KEYS[2], 'read', tonumber(ARGV[2]))
+raise(KEYS[3], 'overall', tonumber(ARGV[3]))
+raise(KEYS[3], 'read', tonumber(ARGV[4]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 return 0
 """
 
@@ -429,18 +432,9 @@ class RedisBudget:
 
     def record(self, snapshot: RateLimitSnapshot, now: datetime) -> None:
         limits_key, short_key, daily_key, _ = self._keys(now)
-        pipe = self._redis.pipeline()
-        pipe.hset(
-            limits_key,
-            mapping={
-                "os": snapshot.overall_limit[0],
-                "od": snapshot.overall_limit[1],
-                "rs": snapshot.read_limit[0],
-                "rd": snapshot.read_limit[1],
-            },
-        )
+        # A script call of its own: in a pipeline, redis-py would first ask SCRIPT EXISTS.
         self._record(
-            keys=[short_key, daily_key],
+            keys=[limits_key, short_key, daily_key],
             args=[
                 snapshot.overall_usage[0],
                 snapshot.read_usage[0],
@@ -448,10 +442,12 @@ class RedisBudget:
                 snapshot.read_usage[1],
                 SHORT_SECONDS * 2,
                 DAY_SECONDS * 2,
+                snapshot.overall_limit[0],
+                snapshot.overall_limit[1],
+                snapshot.read_limit[0],
+                snapshot.read_limit[1],
             ],
-            client=pipe,
         )
-        pipe.execute()
         window = snapshot.exhausted_window()
         if window is not None:
             self.block(snapshot.retry_at(now), window)

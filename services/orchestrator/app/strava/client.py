@@ -37,10 +37,12 @@ secret::
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from importlib import metadata
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -661,11 +663,20 @@ def _raise_for_subscription(
     raise SubscriptionRefused(f"{call.endpoint} answered {status}{said}", **common)
 
 
+@lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """The TLS set-up of every client of the process, CA bundle loaded once. A worker builds it
+    before forking its pool (tasks.py), so pool processes inherit it instead of each loading the
+    bundle again. Only configuration is shared across a fork, never a connection."""
+    return httpx2.create_ssl_context()
+
+
 def create_http_client(
     *, timeout_s: float = 10.0, connect_timeout_s: float = 5.0, max_connections: int = 20
 ) -> httpx2.Client:
     """The pooled HTTP client a StravaClient runs on; build one per process and share it."""
     return httpx2.Client(
+        verify=tls_context(),
         timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
         limits=httpx2.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
@@ -675,6 +686,7 @@ def create_http_client(
     )
 
 
+@lru_cache(maxsize=1)
 def _user_agent() -> str:
     try:
         version = metadata.version("orchestrator")

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,7 +56,18 @@ def seal_link(
     link.access_token_expires_at = access_token_expires_at
 
 
-def open_athlete(link: StravaLink, keyring: KeyRing) -> dict[str, Any]:
+class SealedAthlete(Protocol):
+    """What opening the athlete needs: a StravaLink, or a row of its columns."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def athlete_ciphertext(self) -> bytes: ...
+
+
+def open_athlete(link: SealedAthlete, keyring: KeyRing) -> dict[str, Any]:
     """The athlete (id and names) alone: the status shows it without decrypting either token."""
     try:
         athlete: dict[str, Any] = json.loads(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, func, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import as_utc
@@ -26,20 +27,29 @@ class LeaseLost(Exception):
     """This worker's run was declared lost (or taken over) meanwhile: stop, write nothing."""
 
 
+def _renew_statement() -> Update:
+    table = cast(Table, SyncRun.__table__)
+    runs = table.c
+    return (
+        update(table)
+        .where(
+            runs.id == bindparam("run_id"),
+            runs.state == RunState.RUNNING,
+            runs.attempts == bindparam("attempt"),
+        )
+        .values(heartbeat_at=bindparam("now"))
+    )
+
+
+# Built once (Core, bound parameters): a running sync renews its lease before every page.
+_RENEW = _renew_statement()
+
+
 def renew(sessions: sessionmaker[Session], run_id: uuid.UUID, attempt: int, now: datetime) -> None:
     """Renew the lease of this worker's attempt at the run; LeaseLost when the run is no longer
     running or another attempt took it over."""
     with session_scope(sessions) as session:
-        renewed = session.execute(
-            update(SyncRun)
-            .where(
-                SyncRun.id == run_id,
-                SyncRun.state == RunState.RUNNING,
-                SyncRun.attempts == attempt,
-            )
-            .values(heartbeat_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        renewed = session.execute(_RENEW, {"run_id": run_id, "attempt": attempt, "now": now})
         if renewed.rowcount != 1:  # type: ignore[attr-defined]
             raise LeaseLost(str(run_id))
 

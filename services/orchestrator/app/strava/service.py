@@ -36,13 +36,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import DateTime, Select, Uuid, bindparam, delete, exists, literal, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
 from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode, Updates
 from app.db import session_scope
 from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit
+from app.runners.models import Runner
 from app.security import KeyRing
 from app.strava.budget import BudgetSpent
 from app.strava.client import InvalidClient, RateLimited, StravaAuthError, StravaClient, StravaError
@@ -58,13 +59,13 @@ from app.strava.metrics import DEAUTHORIZATIONS, UNLINKS_WITHOUT_DEAUTHORIZATION
 from app.strava.models import (
     LinkAttempt,
     PendingDeauthorization,
+    PushSubscriptionRecord,
     StravaLink,
     StravaRevocation,
     SyncRun,
 )
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
-from app.strava.subscriptions import push_active
 from app.strava.tokens import REFRESH_MARGIN
 from app.workouts import service as workouts
 
@@ -153,6 +154,73 @@ def active_sync(session: Session, runner_id: uuid.UUID) -> SyncRun | None:
     )
 
 
+def _status_query(*, count_window: bool) -> Select[*tuple[Any, ...]]:
+    """Everything the status shows, in one statement (the app polls it): the link's columns
+    (all None when there is none), the active run's state, the window's workout count, the
+    last used link attempt's failure code and time, and a revocation at Strava. Core columns
+    and bound parameters, built once: no ORM objects, and SQLAlchemy's cache key is computed
+    once, not per request."""
+    links, runners = StravaLink.__table__.c, Runner.__table__
+    runs, attempts = SyncRun.__table__.c, LinkAttempt.__table__.c
+    runner_id = bindparam("runner_id", type_=Uuid())
+    since = bindparam("since", type_=DateTime(timezone=True))
+    active_state = (
+        select(runs.state)
+        .where(runs.runner_id == runner_id, runs.state.in_(ACTIVE_RUN_STATES))
+        .limit(1)
+        .scalar_subquery()
+    )
+    last_used = (
+        select(attempts.failure_code, attempts.used_at)
+        .where(attempts.runner_id == runner_id, attempts.used_at.is_not(None))
+        .order_by(attempts.used_at.desc())
+        .limit(1)
+    )
+    last_failure = last_used.with_only_columns(attempts.failure_code).scalar_subquery()
+    last_used_at = last_used.with_only_columns(attempts.used_at).scalar_subquery()
+    revocations = StravaRevocation.__table__.c
+    revoked_at = (
+        select(revocations.revoked_at).where(revocations.runner_id == runner_id).scalar_subquery()
+    )
+    return (
+        select(
+            links.id,
+            links.key_id,
+            links.athlete_ciphertext,
+            links.scopes,
+            links.linked_at,
+            links.error_code,
+            links.error_message,
+            links.error_retry_at,
+            links.last_sync_at,
+            links.last_success_at,
+            links.last_result,
+            links.next_sync_at,
+            active_state.label("active_state"),
+            (
+                workouts.count_since_query(runner_id, since).scalar_subquery()
+                if count_window
+                else literal(None)
+            ).label("in_window"),
+            last_failure.label("last_failure"),
+            last_used_at.label("last_used_at"),
+            revoked_at.label("revoked_at"),
+            exists().where(PushSubscriptionRecord.__table__.c.id.is_not(None)).label("push_active"),
+        )
+        .select_from(runners.outerjoin(StravaLink.__table__, links.runner_id == runners.c.id))
+        .where(runners.c.id == runner_id)
+    )
+
+
+# With the window's workout count, and without it for a caller that counted them already.
+_STATUS = _status_query(count_window=True)
+_STATUS_UNCOUNTED = _status_query(count_window=False)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
 def get_status(
     session: Session,
     runner_id: uuid.UUID,
@@ -161,28 +229,22 @@ def get_status(
     window_days: int,
     workouts_in_window: int | None = None,
 ) -> StravaStatus:
-    """The link as the runner sees it. `workouts_in_window`: the count when the caller already
-    read the window's workouts (the profile summary), saving the query."""
+    """The link as the runner sees it, in one statement. `workouts_in_window`: the count when
+    the caller already read the window's workouts (the profile summary)."""
     now = utcnow()
-    link = get_link(session, runner_id)
-    active = active_sync(session, runner_id)
-    sync_state = active.state if active is not None else "idle"
-    if link is None:
-        last_attempt = session.scalar(
-            select(LinkAttempt)
-            .where(LinkAttempt.runner_id == runner_id, LinkAttempt.used_at.is_not(None))
-            .order_by(LinkAttempt.used_at.desc())
-            .limit(1)
-        )
+    since = window_start(now, window_days)
+    query = _STATUS if workouts_in_window is None else _STATUS_UNCOUNTED
+    row = session.execute(query, {"runner_id": runner_id, "since": since}).first()
+    if row is None or row.id is None:
         error = None
-        if last_attempt is not None and last_attempt.failure_code is not None:
-            error = status_error(last_attempt.failure_code)
-        revocation = session.get(StravaRevocation, runner_id)
-        if revocation is not None and (
-            last_attempt is None
-            or last_attempt.used_at is None
-            or as_utc(last_attempt.used_at) <= as_utc(revocation.revoked_at)
+        if row is not None and row.last_failure is not None:
+            error = status_error(row.last_failure)
+        if (
+            row is not None
+            and row.revoked_at is not None
+            and (row.last_used_at is None or as_utc(row.last_used_at) <= as_utc(row.revoked_at))
         ):
+            # Revoked at Strava (confirmed) and not linked again since: reconnect.
             error = status_error(StatusCode.REVOKED)
         return StravaStatus(
             status="not_linked",
@@ -201,26 +263,25 @@ def get_status(
         )
 
     try:
-        athlete: dict[str, Any] | None = open_athlete(link, keyring)
+        # The athlete alone (id and names): neither token is decrypted to show a name.
+        athlete: dict[str, Any] | None = open_athlete(row, keyring)
     except KeyUnavailable:
         athlete = None  # a key problem is a state the app can show, not an outage
-    scopes = parse_scopes(link.scopes)
+    scopes = parse_scopes(row.scopes)
     error = None
     if athlete is None:
         error = status_error(StatusCode.KEY_UNAVAILABLE)
-    elif link.error_code is not None:
-        retry_at = as_utc(link.error_retry_at) if link.error_retry_at else None
-        error = status_error(link.error_code, retry_at, link.error_message)
+    elif row.error_code is not None:
+        error = status_error(row.error_code, _utc(row.error_retry_at), row.error_message)
     elif "activity:read_all" not in scopes:
         error = status_error(StatusCode.INSUFFICIENT_SCOPE, message=PRIVATE_RUNS_MISSING)
-    in_window = workouts_in_window
-    if in_window is None:
-        in_window = workouts.count_since(session, runner_id, window_start(now, window_days))
-    # Live: Strava pushes this athlete's changes, which needs an active subscription and a
-    # link Strava still honours.
-    live = push_active(session) and link.error_code not in RECONNECT_CODES
+    in_window = workouts_in_window if workouts_in_window is not None else row.in_window or 0
+    # Live: Strava pushes this athlete's changes, which needs an active subscription (the same
+    # test as subscriptions.push_active, inside the status statement) and a link Strava still
+    # honours.
+    live = bool(row.push_active) and row.error_code not in RECONNECT_CODES
     return StravaStatus(
-        status="action_required" if link.error_code in RECONNECT_CODES else "linked",
+        status="action_required" if row.error_code in RECONNECT_CODES else "linked",
         athlete=AthleteOut(
             id=int(athlete["id"]),
             firstname=athlete.get("firstname"),
@@ -229,13 +290,13 @@ def get_status(
         if athlete is not None
         else None,
         scopes=scopes,
-        linked_at=as_utc(link.linked_at),
+        linked_at=as_utc(row.linked_at),
         sync=SyncStatusOut(
-            state=sync_state,
-            last_sync_at=as_utc(link.last_sync_at) if link.last_sync_at else None,
-            last_success_at=as_utc(link.last_success_at) if link.last_success_at else None,
-            last_result=link.last_result,
-            next_sync_at=as_utc(link.next_sync_at) if link.next_sync_at else None,
+            state=row.active_state or "idle",
+            last_sync_at=_utc(row.last_sync_at),
+            last_success_at=_utc(row.last_success_at),
+            last_result=row.last_result,
+            next_sync_at=_utc(row.next_sync_at),
             workouts_in_window=in_window,
             updates=Updates.LIVE if live else Updates.POLLING,
         ),

@@ -184,6 +184,7 @@ def run_sync(
     started = utcnow()
     clock = time.perf_counter()
     backfill = False
+    known_grant: tokens.AccessGrant | None = None
     with session_scope(runtime.sessions) as session:
         claim = claim_run(
             session,
@@ -243,6 +244,7 @@ def run_sync(
         else:
             link_id = link.id
             backfill = link.last_success_at is None
+            known_grant = tokens.fresh_grant(link, runtime.keyring, started)
     if link_id is None:
         _report(outcome, trigger, runner_id, time.perf_counter() - clock, attempts=attempts)
         return outcome
@@ -252,7 +254,7 @@ def run_sync(
     listing = Listing()
     error: Exception | None = None
     try:
-        grant = tokens.access_grant(
+        grant = known_grant or tokens.access_grant(
             runtime.sessions, link_id, client=client, keyring=runtime.keyring, budget=runtime.budget
         )
         _list_window(

@@ -13,11 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from celery.signals import worker_init
 from kombu.exceptions import OperationalError
 
 from app.config import get_settings
+from app.db import get_engine
 from app.errors import ServiceUnavailable
 from app.strava import retention, scheduling, service, subscriptions, sync, webhook_processing
+from app.strava.client import create_http_client
 from app.strava.runtime import StravaRuntime, build_runtime, close_runtime
 from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
@@ -35,6 +38,17 @@ def runtime() -> StravaRuntime:
     if _runtime is None or _runtime[0] != os.getpid():
         _runtime = (os.getpid(), build_runtime(get_settings()))
     return _runtime[1]
+
+
+def build_before_fork(**_: Any) -> None:
+    """In the worker's main process, before the pool forks: what every pool process would
+    otherwise build for itself on its first task, at its own cost (the HTTP stack's lazy imports
+    and TLS set-up, the database driver's import). Nothing here connects to anything."""
+    create_http_client().close()
+    get_engine()
+
+
+worker_init.connect(build_before_fork, weak=False)
 
 
 def reset_runtime() -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clock import as_utc, utcnow
 from app.codes import StatusCode
 from app.db import lock_row, session_scope
-from app.errors import NotLinked, ReauthRequired
+from app.errors import KeyUnavailable, NotLinked, ReauthRequired
 from app.security import KeyRing
 from app.strava.budget import BudgetSpent, RateBudget
 from app.strava.client import InvalidGrant, RateLimited, StravaClient, StravaError
@@ -67,6 +67,17 @@ def _grant(link: StravaLink, keyring: KeyRing) -> AccessGrant:
         token_version=link.token_version,
         expires_at=as_utc(link.access_token_expires_at),
     )
+
+
+def fresh_grant(link: StravaLink, keyring: KeyRing, now: datetime) -> AccessGrant | None:
+    """The access token of a link row the caller has just read (the sync's claim), when it
+    needs no refresh: that spares `access_grant` a read of its own. None when the token must go
+    through `access_grant` (it expires soon, or a key problem, which `access_grant` reports)."""
+    try:
+        grant = _grant(link, keyring)
+    except KeyUnavailable:
+        return None
+    return grant if grant.fresh(now) else None
 
 
 def access_grant(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
@@ -74,16 +74,18 @@ def history_start(
 _Stored = tuple[datetime, bool, WorkoutSummary]
 
 
+# Built once (bound parameters): the profile summary, which the app polls, runs it every time.
+_HISTORY = select(*_COLUMNS).where(
+    Workout.runner_id == bindparam("runner_id"), Workout.start_date >= bindparam("since")
+)
+
+
 def _read_history(
     session: Session, runner_id: uuid.UUID, now: datetime, zone: tzinfo
 ) -> list[_Stored]:
     """The one query: the model's columns of the runner's workouts of the history limit."""
-    rows = session.execute(
-        select(*_COLUMNS).where(
-            Workout.runner_id == runner_id,
-            Workout.start_date >= now - timedelta(days=HISTORY_LIMIT_DAYS + 1),
-        )
-    )
+    since = now - timedelta(days=HISTORY_LIMIT_DAYS + 1)
+    rows = session.execute(_HISTORY, {"runner_id": runner_id, "since": since})
     stored: list[_Stored] = []
     for (
         workout_id,

@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import BindParameter, Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc
@@ -78,16 +79,18 @@ def list_workouts(
     return rows[:limit], next_cursor
 
 
+def count_since_query(
+    runner_id: uuid.UUID | BindParameter[Any], since: datetime | BindParameter[Any]
+) -> Select[int]:
+    """How many of the runner's workouts started at or after `since`, as a Core query: another
+    read can embed it as a scalar subquery, with bound parameters in a statement built once."""
+    workouts = Workout.__table__.c
+    return select(func.count()).where(workouts.runner_id == runner_id, workouts.start_date >= since)
+
+
 def count_since(session: Session, runner_id: uuid.UUID, since: datetime) -> int:
     """How many of the runner's workouts started at or after `since`."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Workout)
-            .where(Workout.runner_id == runner_id, Workout.start_date >= since)
-        )
-        or 0
-    )
+    return session.scalar(count_since_query(runner_id, since)) or 0
 
 
 def delete_by_source(session: Session, runner_id: uuid.UUID, source: Source) -> int:

@@ -1,0 +1,226 @@
+"""The read path the app polls (status, profile summary) and the pool under it (issue 13): what
+each read sends to the database, read-only sessions, the liveness of pooled connections, the
+access log. Speed itself is measured by bench/api.py, never here."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from app.config import Settings
+from app.db import ReadOnlyError, engine_for, make_engine, read_sessionmaker_for
+from app.main import create_app
+from app.runners.models import Runner
+from app.strava.models import StravaLink
+from factories import linked_runner, new_runner, synced_runner
+from fastapi.testclient import TestClient
+from psycopg.pq import TransactionStatus
+from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy.exc import DBAPIError
+from waiting import wait_until
+
+
+@pytest.fixture
+def database_work(settings: Settings) -> Iterator[Counter[str]]:
+    """What the API's engine sends from here on: statements, commits, pings."""
+    engine = engine_for(settings.database_url)
+    counts: Counter[str] = Counter()
+
+    def statement(*_: Any) -> None:
+        counts["statements"] += 1
+
+    def commit(*_: Any) -> None:
+        counts["commits"] += 1
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    yield counts
+    event.remove(engine, "before_cursor_execute", statement)
+    event.remove(engine, "commit", commit)
+
+
+def test_the_status_is_one_statement_after_the_token_and_commits_nothing(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: Any,
+    database_work: Counter[str],
+) -> None:
+    runner = synced_runner(api, athlete, enqueued, strava_runtime)
+    database_work.clear()
+
+    status = runner.status()
+
+    assert status["status"] == "linked"
+    assert status["sync"]["workouts_in_window"] > 0
+    # The token, then link + active run + window count + last attempt in one statement.
+    assert database_work == Counter({"statements": 2})
+
+
+def test_the_summary_commits_nothing_and_reads_once_per_part(
+    api: TestClient, athlete: dict[str, Any], database_work: Counter[str]
+) -> None:
+    runner = linked_runner(api, athlete["id"])
+    database_work.clear()
+
+    response = runner.get("/api/v1/profile/summary")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["strava"]["status"] == "linked"
+    # The token, the profile, the status and the training load: one statement each.
+    assert database_work == Counter({"statements": 4})
+
+
+def test_a_read_without_a_valid_token_is_401_before_any_work(api: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic a"}):
+        for path in ("/api/v1/strava/status", "/api/v1/profile/summary"):
+            response = api.get(path, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.json()["error"] == "unauthenticated"
+
+
+def test_the_status_of_a_runner_never_linked_shows_the_last_failed_attempt(
+    api: TestClient, emulator: Any
+) -> None:
+    from factories import consent, start_link
+
+    runner = new_runner(api)
+    assert runner.status()["error"] is None
+    start = start_link(runner)
+    callback = consent(start.authorize_url, emulator.admin.create_athlete()["id"], cancel=True)
+    runner.post("/api/v1/strava/callback", {**callback, "code_verifier": start.verifier})
+
+    status = runner.status()
+
+    assert status["status"] == "not_linked"
+    assert status["error"]["code"] == "access_denied"
+    assert {key: status["sync"][key] for key in ("state", "last_result", "workouts_in_window")} == {
+        "state": "idle",
+        "last_result": None,
+        "workouts_in_window": 0,
+    }
+
+
+def test_a_read_only_session_holds_no_transaction_and_refuses_writes(settings: Settings) -> None:
+    with read_sessionmaker_for(settings.database_url)() as session:
+        session.execute(select(1))
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi is not None
+        # Autocommit: nothing was begun, so there is nothing to commit or roll back.
+        assert dbapi.info.transaction_status == TransactionStatus.IDLE
+
+        session.add(Runner(id=uuid.uuid4()))
+        with pytest.raises(ReadOnlyError):
+            session.flush()
+        session.rollback()
+        with pytest.raises(ReadOnlyError):
+            session.execute(update(StravaLink).values(scopes="read"))
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        pid: int = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return pid
+
+
+def _terminate(admin: Engine, pid: int) -> None:
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    def gone() -> bool:
+        with admin.connect() as connection:
+            return not connection.execute(
+                text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).first()
+
+    wait_until(gone, timeout=10)
+
+
+@pytest.fixture
+def admin(settings: Settings) -> Iterator[Engine]:
+    engine = create_engine(settings.database_url, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+def _count_pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    pings: list[int] = []
+    real_ping = engine.dialect.do_ping
+
+    def counting_ping(dbapi_connection: Any) -> bool:
+        pings.append(1)
+        return real_ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting_ping)
+    return pings
+
+
+def test_a_connection_back_in_the_pool_moments_ago_is_used_without_a_ping(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(settings.database_url, ping_idle_after_s=3600)
+    pings = _count_pings(engine, monkeypatch)
+    try:
+        first, second = _backend_pid(engine), _backend_pid(engine)
+    finally:
+        engine.dispose()
+
+    assert first == second  # the same pooled connection, reused
+    assert pings == []
+
+
+def test_an_idle_connection_that_died_is_replaced_before_use(
+    settings: Settings, admin: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Idle for 0 s or more: every checkout of a pooled connection counts as idle here.
+    engine = make_engine(settings.database_url, ping_idle_after_s=0)
+    pings = _count_pings(engine, monkeypatch)
+    try:
+        killed = _backend_pid(engine)
+        _terminate(admin, killed)
+
+        replacement = _backend_pid(engine)  # no error: the ping found it dead
+    finally:
+        engine.dispose()
+
+    assert replacement != killed
+    assert pings
+
+
+def test_a_connection_that_died_while_busy_fails_once_then_the_pool_reconnects(
+    settings: Settings, admin: Engine
+) -> None:
+    engine = make_engine(settings.database_url, ping_idle_after_s=3600)
+    try:
+        killed = _backend_pid(engine)
+        _terminate(admin, killed)
+        with pytest.raises(DBAPIError) as failure, engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert failure.value.connection_invalidated
+
+        assert _backend_pid(engine) != killed
+    finally:
+        engine.dispose()
+
+
+def test_the_access_log_records_every_request_a_crash_included(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings, enqueue_sync=lambda _: None)
+
+    @app.get("/crash")
+    def crash() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/healthz?code=secret-code").status_code == 200
+        assert client.get("/crash").status_code == 500
+    logs = capfd.readouterr()
+    lines = [line for line in (logs.out + logs.err).splitlines() if "http.request" in line]
+
+    assert any("path=/healthz" in line and "status=200" in line for line in lines), lines
+    assert any("path=/crash" in line and "status=500" in line for line in lines), lines
+    assert "secret-code" not in logs.out + logs.err
