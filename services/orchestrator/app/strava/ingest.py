@@ -38,13 +38,28 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value is not None else None
 
 
+def _text(value: str | None) -> str | None:
+    """Strava's free text as PostgreSQL can store it: text and JSON refuse U+0000."""
+    return value.replace("\x00", "") if value is not None else None
+
+
+def _json_without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_json_without_nul(key): _json_without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_without_nul(item) for item in value]
+    return value
+
+
 def workout_values(
     runner_id: uuid.UUID, activity: SummaryActivity, now: datetime
 ) -> dict[str, Any] | None:
     """The Workout columns of one activity; None when it has no start date (cannot be placed)."""
     if activity.start_date is None:
         return None
-    sport_type = activity.sport_type or activity.type or "Unknown"
+    sport_type = _text(activity.sport_type or activity.type) or "Unknown"
     visibility = activity.visibility
     if visibility is None and activity.private is not None:
         visibility = "only_me" if activity.private else None
@@ -52,12 +67,12 @@ def workout_values(
         "runner_id": runner_id,
         "source": Source.STRAVA,
         "source_id": activity.id,
-        "name": activity.name,
+        "name": _text(activity.name),
         "sport_type": sport_type[:60],
         "is_run": sport_type in RUN_SPORT_TYPES,
         "start_date": activity.start_date,
         "start_date_local": activity.start_date_local,
-        "timezone": _clip(activity.timezone, 100),
+        "timezone": _clip(_text(activity.timezone), 100),
         "distance_m": activity.distance,
         "moving_time_s": activity.moving_time,
         "elapsed_time_s": activity.elapsed_time,
@@ -72,9 +87,9 @@ def workout_values(
         "workout_type": activity.workout_type,
         "manual": bool(activity.manual),
         "trainer": bool(activity.trainer),
-        "visibility": _clip(visibility, 20),
-        "summary_polyline": activity.map.summary_polyline if activity.map is not None else None,
-        "raw": activity.raw,
+        "visibility": _clip(_text(visibility), 20),
+        "summary_polyline": _text(activity.map.summary_polyline) if activity.map else None,
+        "raw": _json_without_nul(activity.raw),
         "updated_at": now,
     }
 

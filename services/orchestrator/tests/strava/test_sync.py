@@ -92,6 +92,28 @@ def _first_sync(
     return runner
 
 
+def test_a_nul_character_in_strava_text_does_not_break_the_sync(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    emulator: EmulatorHandle,
+    strava_runtime: StravaRuntime,
+) -> None:
+    """PostgreSQL refuses U+0000 in text and JSON: Strava's free text is stored without it, rather
+    than every sync of the athlete failing on the one activity."""
+    odd = emulator.admin.create_activity(
+        athlete["id"],
+        name="Morning\u0000Run",
+        sport_type="Run",
+        start_date=utcnow() - timedelta(hours=3),
+    )
+    runner = _link(api, athlete, enqueued)
+    outcome = run_sync(strava_runtime, enqueued[-1])
+    assert outcome.result == "ok", outcome
+    workouts = _workouts(runner)
+    assert workouts[odd["id"]].name == "MorningRun"
+
+
 # --- the happy path ---------------------------------------------------------------------------
 
 
