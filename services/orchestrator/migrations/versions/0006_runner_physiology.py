@@ -1,7 +1,7 @@
 """the runner's physiology in the profile; workouts keep their weighted watts
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04
 
 Additive only. The profile's physiology feeds the training-load model (docs/training-load.md §2).
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """each runner's share of the embedded rate budget (issue 10)
 
-Revision ID: 0005
-Revises: 0009
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0009"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""Migration 0010 fills workouts' new power columns from the JSON each row already holds, on
+"""Migration 0006 fills workouts' new power columns from the JSON each row already holds, on
 both databases the service runs on (a scratch PostgreSQL database and a SQLite file)."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def scratch_postgres(database_url: str) -> Iterator[str]:
 
 def _backfilled(url: str) -> dict[str, tuple[float | None, bool | None]]:
     config = alembic_config(url)
-    before = ScriptDirectory.from_config(config).get_revision("0010").down_revision
+    before = ScriptDirectory.from_config(config).get_revision("0006").down_revision
     assert isinstance(before, str)
     command.upgrade(config, before)
     engine = create_engine(url)

@@ -1,7 +1,7 @@
 """strava links remember since when their error holds (retention of dead grants)
 
-Revision ID: 0009
-Revises: 0010
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0010"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
