@@ -13,7 +13,6 @@ Synchronisation is polling for a condition with a deadline, never a sleep.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -38,7 +37,13 @@ from faulty_cli import EXIT_STATUS
 from sqlalchemy import func, select
 from strava_emulator.testing import EmulatorHandle
 from waiting import wait_until
-from workers import forget_redis_keys, worker_env_vars, worker_environment
+from workers import (
+    ORCHESTRATOR,
+    forget_redis_keys,
+    orchestrator_processes,
+    worker_env_vars,
+    worker_environment,
+)
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -72,38 +77,17 @@ def process_settings(
 def spawn(
     process_settings: Settings, tmp_path: Path
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `orchestrator <args>` with this module's settings; all are stopped at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    """Start `orchestrator <args>` with this module's settings (with `fault`, planted by
+    faulty_cli.py); all are stopped at the end."""
+    with orchestrator_processes(tmp_path) as start:
 
-    def start(
-        *args: str, ready: str | None = None, fault: str | None = None
-    ) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"{args[0]}-{len(started)}.log"
-        # With a fault, the command runs with that fault planted (faulty_cli.py).
-        command = [sys.executable, "-m", "app.cli"] if fault is None else [*FAULTY_CLI, fault]
-        process = subprocess.Popen(
-            [*command, *args],
-            env=env,
-            cwd=tmp_path,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        if ready is not None:
-            wait_until(lambda: ready in log.read_text(errors="replace"), timeout=60)
-        return process
+        def start_with_fault(
+            *args: str, ready: str | None = None, fault: str | None = None
+        ) -> subprocess.Popen[bytes]:
+            command = ORCHESTRATOR if fault is None else (*FAULTY_CLI, fault)
+            return start(*args, ready=ready, command=command)
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield start_with_fault
 
 
 @pytest.fixture

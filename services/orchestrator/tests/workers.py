@@ -4,11 +4,17 @@ Redis namespace of the test session's own."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
 
 from app.config import Settings
+from waiting import wait_until
 
 
 @contextmanager
@@ -60,3 +66,50 @@ def forget_redis_keys(redis_url: str, settings: Settings) -> None:
         if keys:
             client.delete(*keys)
     client.close()
+
+
+ORCHESTRATOR = (sys.executable, "-m", "app.cli")
+
+
+class Spawn(Protocol):
+    def __call__(
+        self, *args: str, ready: str | None = None, command: Sequence[str] = ORCHESTRATOR
+    ) -> subprocess.Popen[bytes]: ...
+
+
+@contextmanager
+def orchestrator_processes(tmp_path: Path) -> Iterator[Spawn]:
+    """Start `orchestrator <args>` (or another `command`) with this process's environment, each
+    logging to a file under `tmp_path`, optionally waiting for a `ready` line; all are stopped
+    (SIGTERM, then SIGKILL) at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+
+    def start(
+        *args: str, ready: str | None = None, command: Sequence[str] = ORCHESTRATOR
+    ) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"{args[0]}-{len(started)}.log"
+        process = subprocess.Popen(
+            [*command, *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        if ready is not None:
+            wait_until(lambda: ready in log.read_text(errors="replace"), timeout=60)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

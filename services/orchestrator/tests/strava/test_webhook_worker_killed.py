@@ -8,10 +8,8 @@ Synchronisation is polling for a condition with a deadline, never a sleep.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,7 +27,12 @@ from sqlalchemy import select
 from strava_emulator.testing import EmulatorHandle
 from waiting import wait_until
 from webhook_support import HookServer, serve_hooks, subscribed
-from workers import forget_redis_keys, worker_env_vars, worker_environment
+from workers import (
+    forget_redis_keys,
+    orchestrator_processes,
+    worker_env_vars,
+    worker_environment,
+)
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -58,33 +61,8 @@ def spawn(
     process_settings: Settings, tmp_path: Path
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `orchestrator <args>` with this module's settings; all are stopped at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-
-    def start(*args: str, ready: str | None = None) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"{args[0]}-{len(started)}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        if ready is not None:
-            wait_until(lambda: ready in log.read_text(errors="replace"), timeout=60)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with orchestrator_processes(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture
