@@ -132,6 +132,7 @@ def rotate_keys(
 
     Idempotent and resumable: each batch commits on its own, and rows already under the
     primary key are skipped. A row no configured key opens is left as it is and reported.
+    Exits 1 when such rows remain (do not retire the old key yet), 75 when rows were in use.
     """
     from rich.progress import Progress
 
@@ -166,8 +167,17 @@ def rotate_keys(
             console.print(f"  ... and {len(report.unreadable) - _LISTED_UNREADABLE} more")
     if report.busy > 0:
         console.print(f"[yellow]{report.busy} rows were in use: run rotate-keys again[/yellow]")
+    # Not done means the old key cannot be retired yet: say so to scripts, not only to eyes.
+    if report.unreadable:
+        raise typer.Exit(ROTATION_LEFT_UNREADABLE_ROWS)
+    if report.busy > 0:
+        raise typer.Exit(ROTATION_INTERRUPTED)
 
 
+# rotate-keys' exit codes when it could not re-encrypt every row: rows no key opens (an operator
+# must look at them), or rows in use by a sync (run it again: sysexits' EX_TEMPFAIL).
+ROTATION_LEFT_UNREADABLE_ROWS = 1
+ROTATION_INTERRUPTED = 75
 # Unreadable rows named one per line by rotate-keys; beyond that only counted.
 _LISTED_UNREADABLE = 50
 

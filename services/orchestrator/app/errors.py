@@ -184,6 +184,14 @@ class ServiceUnavailable(AppError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class InternalError(AppError):
+    """A defect of ours: the same JSON shape as every other error, never the exception's text."""
+
+    code = "internal_error"
+    status = 500
+    default_message = "Something went wrong on our side. Try again in a moment."
+
+
 class PayloadTooLarge(AppError):
     code = "payload_too_large"
     status = 413
@@ -263,6 +271,12 @@ def install_error_handlers(app: FastAPI) -> None:
             ),
             422,
         )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input. The type only: an exception's text can carry values (secrets).
+        log.error("http.internal_error", error=type(exc).__name__)
+        return app_error_response(InternalError())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

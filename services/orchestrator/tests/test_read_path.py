@@ -224,3 +224,23 @@ def test_the_access_log_records_every_request_a_crash_included(
     assert any("path=/healthz" in line and "status=200" in line for line in lines), lines
     assert any("path=/crash" in line and "status=500" in line for line in lines), lines
     assert "secret-code" not in logs.out + logs.err
+
+
+def test_a_defect_is_a_json_500_that_does_not_echo_the_exception(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings, enqueue_sync=lambda _: None)
+
+    @app.get("/crash")
+    def crash() -> None:
+        raise RuntimeError("token=secret-value")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/crash")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == "internal_error"
+    assert "secret-value" not in response.text
+    logs = capfd.readouterr()
+    assert "http.internal_error" in logs.out + logs.err

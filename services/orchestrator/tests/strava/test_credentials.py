@@ -60,6 +60,12 @@ def key_env() -> Iterator[None]:
     get_settings.cache_clear()
 
 
+def _exit_code_for(report: str) -> int:
+    """0 when every row was rotated; 1 when rows no key opens remain (another test may have left
+    corrupt rows in the shared database)."""
+    return 1 if "could not be decrypted" in report else 0
+
+
 def test_rotate_keys_re_encrypts_every_link_and_is_idempotent(
     api: TestClient, emulator: Any, key_env: None
 ) -> None:
@@ -73,9 +79,9 @@ def test_rotate_keys_re_encrypts_every_link_and_is_idempotent(
     new_ring = KeyRing([new])
 
     first = CliRunner().invoke(cli, ["rotate-keys", "--batch-size", "2"])
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == _exit_code_for(first.output), first.output
     second = CliRunner().invoke(cli, ["rotate-keys"])
-    assert second.exit_code == 0, second.output
+    assert second.exit_code == _exit_code_for(second.output), second.output
     assert "0 rows" in second.output
 
     ids = [uuid.UUID(runner.runner_id) for runner in runners]
@@ -177,7 +183,7 @@ def test_rotate_keys_as_a_command_skips_and_reports_unreadable_rows_and_retires_
 
     rotated = _rotate_keys_subprocess(f"{new},{old}", tmp_path)
 
-    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.returncode == 1, rotated.stderr  # not done: the old key cannot be retired yet
     report = rotated.stdout + rotated.stderr
     assert "could not be decrypted" in report
     for bad_id in bad_ids:
@@ -207,7 +213,7 @@ def test_rotate_keys_as_a_command_skips_and_reports_unreadable_rows_and_retires_
 
     # Back under the suite's key for the tests after this one (a second, resumed rotation).
     back = _rotate_keys_subprocess(f"{old},{new}", tmp_path)
-    assert back.returncode == 0, back.stderr
+    assert back.returncode == 1, back.stderr  # the corrupt rows are still there
 
 
 def test_a_key_removed_from_the_ring_shows_key_unavailable_not_a_503(
