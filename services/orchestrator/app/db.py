@@ -146,9 +146,20 @@ def make_engine(
 ) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
+        pool: dict[str, Any] = {}
+        if path and path != ":memory:" and url != "sqlite://":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            options = options or EngineOptions()
+            # A file's pool has PostgreSQL's bounds: admit_session admits pool_capacity sessions,
+            # and each must find a connection, not wait behind SQLAlchemy's default 5 + 10.
+            pool = {
+                "pool_size": options.pool_size,
+                "max_overflow": options.max_overflow,
+                "pool_timeout": options.pool_timeout_s,
+            }
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 from app.config import Settings
+from app.db import EngineOptions, make_engine
 from app.main import create_app
 from fastapi.testclient import TestClient
 from live import closed_port, serving, silent_database
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # A ceiling for a slow machine, never a wait: the answers come as soon as the server gives them.
 CEILING_S = 30.0
@@ -105,4 +108,23 @@ def test_a_statement_over_the_timeout_is_cancelled(settings: Settings) -> None:
             connection.execute(text("SELECT pg_sleep(30)"))
         assert type(cancelled.value.orig).__name__ == "QueryCanceled"
     finally:
+        engine.dispose()
+
+
+def test_the_embedded_database_opens_as_many_connections_as_sessions_are_admitted(
+    tmp_path: Path,
+) -> None:
+    """admit_session lets pool_capacity requests hold a session: on SQLite too, each of them
+    gets a connection at once (SQLAlchemy's default would stop at 5 + 10), and no more."""
+    options = EngineOptions(pool_size=2, max_overflow=14, pool_timeout_s=0.1)
+    engine = make_engine(f"sqlite:///{tmp_path / 'embedded.db'}", options)
+    held: list[Connection] = []
+    try:
+        for _ in range(options.pool_capacity):
+            held.append(engine.connect())
+        with pytest.raises(PoolTimeout):
+            engine.connect()
+    finally:
+        for connection in held:
+            connection.close()
         engine.dispose()
