@@ -117,6 +117,11 @@ public enum StravaErrorCatalog {
             title = "Coach George is briefly unavailable"
             message = "Coach George could not take this request just now. It will work again shortly."
             action = .waitUntil(retryAt)
+        case "internal_error":
+            // A defect on the server (500): nothing the runner did; trying again may work.
+            title = "Something went wrong on our side"
+            message = "Coach George hit a problem it did not expect. Try again in a moment."
+            action = .tryAgain
         case "payload_too_large":
             // The server refuses request bodies over 64 KB (413); the app's are far smaller, so
             // this is a bug on our side, never the runner's doing.

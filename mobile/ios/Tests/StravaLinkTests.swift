@@ -506,7 +506,9 @@ final class ErrorMappingTests: XCTestCase {
         "strava_unavailable", "sync_failed", "key_unavailable", "sync_in_progress", "not_found",
     ]
     /// Codes the server emits beyond docs/contract.md §3 (the Linux CI reads them from the server).
-    static let serverOnlyCodes = ["service_unavailable", "payload_too_large", "strava_athlete_limit"]
+    static let serverOnlyCodes = [
+        "service_unavailable", "internal_error", "payload_too_large", "strava_athlete_limit",
+    ]
 
     func testEveryContractCodeHasItsOwnWords() {
         let fallback = StravaErrorCatalog.presentation(forCode: "no_such_code", serverMessage: "server words")
