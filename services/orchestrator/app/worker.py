@@ -10,6 +10,9 @@ claimed atomically, writes are upserts). A task's hard time limit stays below th
 visibility timeout, or Redis would hand a still-running task to a second worker. What a broker
 can still lose (the embedded transport forgets unacknowledged messages of a killed worker) the
 beat tick recovers (scheduling.recover_stale_runs).
+
+Time limits are the worker's own (its TASK_TIME_LIMIT_SECONDS): messages carry none
+(`WorkerTimeLimits`, docs/architecture.md §1).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import beat_init, worker_init, worker_process_init, worker_process_shutdown
 from sqlalchemy import create_engine, text
 
@@ -123,8 +126,27 @@ def configure(celery: Celery, settings: Settings) -> None:
         celery.__dict__.pop("amqp", None)
 
 
+class WorkerTimeLimits(Task):  # type: ignore[misc]  # Celery ships no type information
+    """Every task of the app: its messages carry no time limits, so the worker that runs it
+    applies its own (task_time_limit / task_soft_time_limit from its settings).
+
+    Celery puts the sending process's task limits in each message (the `timelimit` header,
+    bound from that process's settings when its tasks were first used), and a worker prefers
+    the message's limits to its own: the API's 600 s would bound a worker configured for
+    60 s. The limits must be the worker's, which are checked against its broker visibility
+    timeout, Strava timeout and lease (config.py). An explicit None clears them.
+    """
+
+    def apply_async(
+        self, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any
+    ) -> Any:
+        options.setdefault("time_limit", None)
+        options.setdefault("soft_time_limit", None)
+        return super().apply_async(args, kwargs, *rest, **options)
+
+
 def create_celery(settings: Settings) -> Celery:
-    celery = Celery("orchestrator", include=["app.strava.tasks"])
+    celery = Celery("orchestrator", include=["app.strava.tasks"], task_cls=WorkerTimeLimits)
     configure(celery, settings)
     return celery
 
