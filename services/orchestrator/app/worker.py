@@ -137,9 +137,7 @@ class WorkerTimeLimits(Task):  # type: ignore[misc]  # Celery ships no type info
     timeout, Strava timeout and lease (config.py). An explicit None clears them.
     """
 
-    def apply_async(
-        self, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any
-    ) -> Any:
+    def apply_async(self, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any) -> Any:
         options.setdefault("time_limit", None)
         options.setdefault("soft_time_limit", None)
         return super().apply_async(args, kwargs, *rest, **options)

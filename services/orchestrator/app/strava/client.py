@@ -49,6 +49,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 import httpx2
 import stamina
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 
 from app.clock import utcnow
@@ -538,6 +539,8 @@ class StravaClient:
         )
         try:
             self._on_response(info)
+        except SoftTimeLimitExceeded:
+            raise  # the worker's time limit struck here: the task must stop (docs/architecture.md)
         except Exception:
             # The hook feeds budgets and metrics. Losing a response to it would be worse: a token
             # exchange that succeeded at Strava has already spent its single-use code.

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 Window = Literal["short", "daily"]
 
 SHORT_WINDOW = timedelta(minutes=15)
@@ -69,6 +71,8 @@ def parse_headers(headers: Mapping[str, str]) -> RateLimitSnapshot | None:
         overall_usage = _parse_pair(by_name.get(_USAGE))
         read_limit = _parse_pair(by_name.get(_READ_LIMIT))
         read_usage = _parse_pair(by_name.get(_READ_USAGE))
+    except SoftTimeLimitExceeded:
+        raise  # not a malformed header: the worker's time limit (docs/architecture.md)
     except Exception:
         return None  # a Mapping that misbehaves is just another malformed header set
     if overall_limit is None or overall_usage is None or read_limit is None or read_usage is None:

@@ -43,6 +43,7 @@ from functools import partial
 from typing import Protocol, runtime_checkable
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -223,6 +224,8 @@ def _send(enqueue: Enqueue, run_id: uuid.UUID, trigger: str) -> None:
     run stays queued and the tick's recovery sends it again."""
     try:
         enqueue(run_id)
+    except SoftTimeLimitExceeded:
+        raise  # the tick's time limit, not the broker (docs/architecture.md)
     except Exception as exc:
         log.warning(
             "strava.sync_enqueue_failed",

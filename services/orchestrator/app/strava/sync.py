@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -271,6 +272,8 @@ def run_sync(
         error = exc
     try:
         recorder.flush()
+    except SoftTimeLimitExceeded as exc:  # out of time here: record the run, then stop
+        error = error or exc
     except Exception:  # the budget's store is down: the run's own outcome matters more
         log.exception("strava.budget_record_failed", sync_run_id=str(run_id))
 

@@ -17,9 +17,10 @@ One pass (`process_runner_events`):
    `revoke` (tokens, athlete and Strava workouts deleted; status `revoked`). Accepted → forged:
    nothing deleted, counted and logged;
 5. a spent budget or a 429 → this and the remaining events wait `deferred` until the window
-   resets; Strava down → deferred with a backoff. Nothing is dropped: the beat tick re-drives
-   due deferred events and claims left behind by a dead worker (scheduling.redrive_webhooks):
-   the claim is a lease of SYNC_LEASE_SECONDS, renewed before every Strava request.
+   resets; Strava down, or the task's soft time limit → deferred with a backoff. Nothing is
+   dropped: the beat tick re-drives due deferred events and claims left behind by a dead worker
+   (scheduling.redrive_webhooks): the claim is a lease of SYNC_LEASE_SECONDS, renewed before
+   every Strava request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -255,9 +257,18 @@ def process_runner_events(
             remaining = [e for e in remaining if e.object_id != object_id]
     except _Wait as wait:
         _defer(runtime, remaining, wait.until, wait.outcome, report)
+    except SoftTimeLimitExceeded:
+        # Out of time (the task's soft limit, docs/architecture.md): what is not settled waits
+        # with a backoff, as when Strava is down, instead of sitting in `processing` until its
+        # claim expires; then the task stops.
+        if remaining:
+            _retry_or_fail(work, remaining, EventOutcome.STRAVA_UNAVAILABLE)
+        raise
     finally:
         try:
             recorder.flush()
+        except SoftTimeLimitExceeded:
+            raise
         except Exception:  # the budget's store is down: the events' own state matters more
             log.exception("strava.budget_record_failed", runner_id=str(runner_id))
         report.strava_requests = recorder.requests
