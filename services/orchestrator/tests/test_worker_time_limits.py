@@ -83,6 +83,7 @@ def test_soft_time_limit_fails_a_slow_sync(
     worker: subprocess.Popen[bytes],
     emulator: EmulatorHandle,
     athlete: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     from app.main import create_app
     from app.strava import tasks
@@ -117,6 +118,9 @@ def test_soft_time_limit_fails_a_slow_sync(
     assert status["error"]["code"] == "sync_failed"
     assert status["error"]["action"] == "retry"
     assert status["error"]["retry_at"] is not None
+    # The worker's log says why.
+    log = tmp_path / "worker-0.log"
+    wait_until(lambda: "strava.sync_time_limit" in log.read_text(errors="replace"))
 
 
 def _stored_event(runner_id: uuid.UUID, activity_id: int) -> uuid.UUID:

@@ -267,7 +267,10 @@ def run_sync(
         return SyncOutcome(run_id, RunResult.SKIPPED)
     except (StravaError, AppError, BudgetSpent, ListingTooLong) as exc:
         error = exc
-    except Exception as exc:  # a bug or a time limit: record the run as failed, then re-raise
+    except SoftTimeLimitExceeded as exc:  # out of time: record the run as failed, then re-raise
+        log.exception("strava.sync_time_limit", sync_run_id=str(run_id), attempts=attempts)
+        error = exc
+    except Exception as exc:  # a bug: record the run as failed, then re-raise
         log.exception("strava.sync_crashed", sync_run_id=str(run_id))
         error = exc
     try:

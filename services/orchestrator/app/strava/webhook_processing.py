@@ -261,6 +261,7 @@ def process_runner_events(
         # Out of time (the task's soft limit, docs/architecture.md): what is not settled waits
         # with a backoff, as when Strava is down, instead of sitting in `processing` until its
         # claim expires; then the task stops.
+        log.warning("strava.webhooks_time_limit", runner_id=str(runner_id), events=len(remaining))
         if remaining:
             _retry_or_fail(work, remaining, EventOutcome.STRAVA_UNAVAILABLE)
         raise
