@@ -6,7 +6,8 @@
 * **Dead grants.** A link in `reauth_required` or `revoked` for `RETENTION_DEAD_LINK_DAYS` loses
   its tokens, its athlete and its Strava workouts (service.purge_strava_data). Strava's API
   Agreement asks for deletion on revocation (docs/strava.md §6). The grant is dead at Strava, so
-  there is nothing to deauthorize; the runner sees `not_linked` and can connect again.
+  there is nothing to deauthorize; the runner sees `not_linked` with error `revoked` (action
+  `reconnect`) until they connect again.
 * **Pending deauthorizations** still unconfirmed after `RETENTION_PENDING_DEAUTHORIZATION_DAYS`
   are dropped, counted and logged: their encrypted tokens must not live forever either.
 * **History.** Finished sync runs and link attempts older than `RETENTION_HISTORY_DAYS` are
@@ -180,6 +181,8 @@ def _purge_dead_links(
             )
             for link in batch:
                 workouts += service.purge_strava_data(session, link.runner_id)
+                # The runner sees why the link is gone, with Reconnect.
+                service.record_revocation(session, link.runner_id, utcnow())
                 log.info(
                     "strava.dead_link_purged",
                     runner_id=str(link.runner_id),

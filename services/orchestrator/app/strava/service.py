@@ -113,6 +113,14 @@ ERROR_MESSAGES: dict[str, str] = {
     "account. Disconnect it there first, or connect a different Strava account.",
     StatusCode.STRAVA_ATHLETE_LIMIT: StravaAthleteLimit.default_message,
 }
+# A failed link attempt is shown while there is no link: nothing retries by itself then, so the
+# words must not promise it (ERROR_MESSAGES speak of a linked runner's sync) and the action is
+# `retry` (connect again), not `wait`.
+LINK_FAILURE_MESSAGES: dict[str, str] = {
+    StatusCode.STRAVA_UNAVAILABLE: "Strava did not complete the connection. Connect again.",
+    StatusCode.RATE_LIMITED: "Strava was busy and did not complete the connection. "
+    "Connect again in a few minutes.",
+}
 PRIVATE_RUNS_MISSING = (
     "Runs you keep private ('Only You') are missing. "
     "Reconnect Strava and allow access to private activities to include them."
@@ -135,12 +143,15 @@ def get_link(
 
 
 def status_error(
-    code: str, retry_at: datetime | None = None, message: str | None = None
+    code: str,
+    retry_at: datetime | None = None,
+    message: str | None = None,
+    action: str | None = None,
 ) -> StatusErrorOut:
     return StatusErrorOut(
         code=code,
         message=message or ERROR_MESSAGES.get(code, "Something went wrong with Strava."),
-        action=ERROR_ACTIONS.get(code, "retry"),
+        action=action or ERROR_ACTIONS.get(code, "retry"),
         retry_at=retry_at,
     )
 
@@ -238,7 +249,11 @@ def get_status(
     if row is None or row.id is None:
         error = None
         if row is not None and row.last_failure is not None:
-            error = status_error(row.last_failure)
+            # Nothing retries a failed link by itself: the runner connects again.
+            message = LINK_FAILURE_MESSAGES.get(row.last_failure)
+            error = status_error(
+                row.last_failure, message=message, action="retry" if message else None
+            )
         if (
             row is not None
             and row.revoked_at is not None
@@ -329,6 +344,16 @@ def purge_strava_data(session: Session, runner_id: uuid.UUID) -> int:
     erasure, retention of dead grants and a confirmed deauthorization."""
     session.execute(delete(StravaLink).where(StravaLink.runner_id == runner_id))
     return delete_strava_data(session, runner_id)
+
+
+def record_revocation(session: Session, runner_id: uuid.UUID, revoked_at: datetime) -> None:
+    """Remember that Strava no longer honours the runner's grant (their data is purged), so the
+    status says `revoked` with action `reconnect` rather than a bare `not_linked`."""
+    revocation = session.get(StravaRevocation, runner_id)
+    if revocation is None:
+        session.add(StravaRevocation(runner_id=runner_id, revoked_at=revoked_at))
+    else:
+        revocation.revoked_at = revoked_at
 
 
 def schedule_deauthorization(

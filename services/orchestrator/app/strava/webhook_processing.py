@@ -56,11 +56,10 @@ from app.strava.client import (
     StravaError,
 )
 from app.strava.ingest import upsert_workouts
-from app.strava.models import StravaRevocation
 from app.strava.payloads import SummaryActivity
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.scheduling import Enqueue, request_sync
-from app.strava.service import get_link, purge_strava_data
+from app.strava.service import get_link, purge_strava_data, record_revocation
 from app.strava.webhooks import AspectType, ObjectType
 from app.workouts.models import Workout
 
@@ -495,12 +494,7 @@ def revoke(
             return
         deleted = purge_strava_data(session, runner_id)
         inbox.delete_for_runner(session, runner_id, keep=keep_events or set())
-        now = utcnow()
-        revocation = session.get(StravaRevocation, runner_id)
-        if revocation is None:
-            session.add(StravaRevocation(runner_id=runner_id, revoked_at=now))
-        else:
-            revocation.revoked_at = now
+        record_revocation(session, runner_id, utcnow())
     log.info("strava.revoked", runner_id=str(runner_id), workouts_deleted=deleted)
 
 

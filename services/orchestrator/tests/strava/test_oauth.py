@@ -309,6 +309,24 @@ def test_token_endpoint_faults_spend_the_attempt_and_a_fresh_one_succeeds(
     assert link(runner, athlete["id"])[0] == 200
 
 
+def test_a_link_that_strava_failed_asks_to_connect_again_and_promises_no_automatic_retry(
+    api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    runner = new_runner(api)
+    start = start_link(runner)
+    callback = consent(start.authorize_url, athlete["id"])
+    emulator.admin.add_fault(method="POST", path=TOKEN_PATH, count=1, kind="status", status=503)
+
+    assert _callback(runner, **callback, code_verifier=start.verifier).status_code == 502
+
+    status = runner.status()
+    assert status["status"] == "not_linked"
+    assert status["error"]["code"] == "strava_unavailable"
+    assert status["error"]["action"] == "retry"  # no link: nothing retries by itself
+    assert "automatically" not in status["error"]["message"]
+    assert "Connect again" in status["error"]["message"]
+
+
 def test_strava_athlete_capacity_refusal_is_its_own_honest_error(
     api: TestClient, athlete: dict[str, Any], emulator: EmulatorHandle
 ) -> None:

@@ -128,7 +128,10 @@ def test_a_dead_grant_loses_tokens_and_workouts_after_the_grace_period(
     assert _workout_starts(runner_id) == []
     assert report.dead_links >= 1
     assert report.dead_link_workouts >= 1
-    assert synced.status()["status"] == "not_linked"
+    status = synced.status()
+    assert status["status"] == "not_linked"
+    assert status["error"]["code"] == "revoked"  # the runner sees why, and Reconnect
+    assert status["error"]["action"] == "reconnect"
     assert not emulator.admin.requests()  # a dead grant has nothing to deauthorize
 
 
