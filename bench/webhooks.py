@@ -462,7 +462,7 @@ def _end_to_end(
                 acks, failures = asyncio.run(_ack_burst(base, admin, args, subscription.id))
             finally:
                 if profiler is not None:
-                    _stop(profiler)
+                    _finish(profiler)
             api_cpu = _group_cpu_s(api.pid) - api_cpu
             burst_end = time.monotonic()
             drained: float | None = None
@@ -641,7 +641,7 @@ def _freshness(wanted: dict[int, float]) -> list[float]:
 
 
 def _profile(pid: int, args: argparse.Namespace) -> Any:
-    """py-spy recording the API process (all its threads, GIL-idle ones too) during the burst."""
+    """py-spy recording the API process (every thread) during the burst."""
     import shutil
     import subprocess
     import time
@@ -650,7 +650,8 @@ def _profile(pid: int, args: argparse.Namespace) -> Any:
     directory.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     duration = str(int(args.ack_seconds) + 2)
-    common = ["--pid", str(pid), "--duration", duration, "--rate", "200", "--idle"]
+    # --nonblocking: a paused process at every sample would distort the latencies measured.
+    common = ["--pid", str(pid), "--duration", duration, "--rate", "100", "--nonblocking"]
     raw = subprocess.Popen(
         [spy, "record", *common, "--format", "raw", "-o", str(directory / "api.txt")],
         stdout=subprocess.DEVNULL,
@@ -659,6 +660,16 @@ def _profile(pid: int, args: argparse.Namespace) -> Any:
     )
     time.sleep(1.0)  # py-spy attaching, not a synchronisation of the service
     return raw
+
+
+def _finish(profiler: Any) -> None:
+    """Let py-spy end its --duration and write the profile (a signal would lose it)."""
+    import subprocess
+
+    try:
+        profiler.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        _stop(profiler)
 
 
 def _open_events() -> int:
