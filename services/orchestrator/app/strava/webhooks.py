@@ -9,10 +9,12 @@
   An event for another subscription than the recorded one (subscriptions.py; none recorded →
   any is taken) or an athlete we do not know is acknowledged and ignored
   (200: Strava would only retry it), a malformed one is a 400 `invalid_request`; all are
-  counted. A valid event is written to the inbox (app/inbox) and committed, and only then is
-  the runner's processing task sent (webhook_processing.py does the Strava work, never this
-  request). If the database cannot take the event the answer is 503, so that Strava retries:
-  an acknowledged event is never lost.
+  counted. A valid event is written to the inbox (app/inbox) by ONE autocommit statement that
+  also resolves the owner and checks the subscription (`inbox.store_owned`), and only once it is
+  durable is the runner's processing requested (webhook_requests.py: one task per runner per
+  burst; webhook_processing.py does the Strava work, never this request). If the database
+  cannot take the event the answer is 503, so that Strava retries: an acknowledged event is
+  never lost.
 """
 
 from __future__ import annotations
@@ -24,18 +26,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import partial
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.codes import Source
 from app.config import Settings
-from app.db import after_commit, session_scope
+from app.db import autocommit_engine_of
 from app.errors import (
     InvalidRequest,
     NotFound,
@@ -43,6 +44,7 @@ from app.errors import (
     WebhookVerificationFailed,
 )
 from app.inbox import service as inbox
+from app.inbox.models import StoreOutcome
 from app.security import KeyRing
 from app.strava import metrics
 from app.strava.models import PushSubscriptionRecord, StravaLink
@@ -193,67 +195,73 @@ class Intake:
         return {"status": self.outcome}
 
 
-def runner_for_athlete(session: Session, keyring: KeyRing, athlete_id: int) -> uuid.UUID | None:
+def owner_lookup(keyring: KeyRing, athlete_id: int) -> Select[uuid.UUID]:
     """Our runner linked to this Strava athlete, found by the link's blind index (every key)."""
     indexes = keyring.blind_indexes(str(athlete_id))
-    return session.scalar(
-        select(StravaLink.runner_id).where(StravaLink.athlete_index.in_(indexes)).limit(1)
+    return select(StravaLink.runner_id).where(StravaLink.athlete_index.in_(indexes))
+
+
+def of_our_subscription(subscription_id: int) -> ColumnElement[bool]:
+    """Whether the event belongs to the subscription recorded by `orchestrator strava-webhook
+    subscribe` (a one-row table, read inside the intake's statement). With none recorded the
+    event is taken: only Strava knows the callback URL (its secret segment), and Strava may
+    deliver before the subscription is recorded (docs/contract.md §3.2)."""
+    recorded = select(PushSubscriptionRecord.id)
+    return or_(
+        ~recorded.exists(),
+        recorded.where(PushSubscriptionRecord.id == subscription_id).exists(),
     )
 
 
-def _of_our_subscription(session: Session, subscription_id: int) -> bool:
-    """Whether the event belongs to the subscription recorded by `orchestrator strava-webhook
-    subscribe` (one primary-key read of a one-row table, in the event's own transaction). With
-    none recorded the event is taken: only Strava knows the callback URL (its secret segment),
-    and Strava may deliver before the subscription is recorded (docs/contract.md §3.2)."""
-    recorded = session.scalar(select(PushSubscriptionRecord.id).limit(1))
-    return recorded is None or recorded == subscription_id
+_OUTCOMES = {
+    StoreOutcome.STORED: IntakeOutcome.STORED,
+    StoreOutcome.DUPLICATE: IntakeOutcome.DUPLICATE,
+    StoreOutcome.NO_OWNER: IntakeOutcome.UNKNOWN_ATHLETE,
+    StoreOutcome.NOT_ADMITTED: IntakeOutcome.UNKNOWN_SUBSCRIPTION,
+}
 
 
 def receive_event(
     body: bytes,
     *,
-    sessions: sessionmaker[Session],
+    sessions: Callable[[], Session],
     keyring: KeyRing,
     enqueue: Callable[[uuid.UUID], None],
 ) -> Intake:
-    """Parse, resolve, store and commit one event; the processing task is sent after the commit.
-    Its own short transaction: the answer must say whether the event is durable."""
+    """Parse, resolve and store one event in one autocommit statement (inbox.store_owned: the
+    owner and the subscription are checked inside it); the processing is requested once it is
+    durable. The answer must say whether the event is durable, and only a committed event is
+    acknowledged."""
     started = time.perf_counter()
     event = parse_event(body)
-    now = utcnow()
+    content = event.model_dump(mode="json")
+    pushed = inbox.PushedEvent(
+        source=Source.STRAVA,
+        dedupe_key=inbox.dedupe_key(keyring, Source.STRAVA, content),
+        object_type=event.object_type,
+        object_id=event.object_id,
+        aspect_type=event.aspect_type,
+        updates=event.sanitised_updates(),
+        event_time=datetime.fromtimestamp(event.event_time, UTC),
+    )
     try:
-        with session_scope(sessions) as session:
-            if not _of_our_subscription(session, event.subscription_id):
-                return _counted(event, Intake(IntakeOutcome.UNKNOWN_SUBSCRIPTION), started)
-            runner_id = runner_for_athlete(session, keyring, event.owner_id)
-            if runner_id is None:
-                return _counted(event, Intake(IntakeOutcome.UNKNOWN_ATHLETE), started)
-            content = event.model_dump(mode="json")
-            stored = inbox.store(
-                session,
-                inbox.NewEvent(
-                    source=Source.STRAVA,
-                    dedupe_key=inbox.dedupe_key(keyring, Source.STRAVA, content),
-                    runner_id=runner_id,
-                    object_type=event.object_type,
-                    object_id=event.object_id,
-                    aspect_type=event.aspect_type,
-                    updates=event.sanitised_updates(),
-                    event_time=datetime.fromtimestamp(event.event_time, UTC),
-                ),
-                now,
+        with autocommit_engine_of(sessions).connect() as connection:
+            stored = inbox.store_owned(
+                connection,
+                pushed,
+                owner=owner_lookup(keyring, event.owner_id),
+                admitted=of_our_subscription(event.subscription_id),
+                now=utcnow(),
             )
-            if stored:
-                after_commit(session, partial(_send, enqueue, runner_id))
     except SQLAlchemyError as exc:
         metrics.observe_webhook_event(event.object_type, event.aspect_type, "unavailable")
         log.warning("strava.webhook_unavailable", error=type(exc).__name__)
         raise ServiceUnavailable(
             "The event cannot be stored right now; retry it.", retry_after=5
         ) from exc
-    outcome = IntakeOutcome.STORED if stored else IntakeOutcome.DUPLICATE
-    return _counted(event, Intake(outcome, runner_id), started)
+    if stored.outcome == StoreOutcome.STORED and stored.runner_id is not None:
+        _send(enqueue, stored.runner_id)
+    return _counted(event, Intake(_OUTCOMES[stored.outcome], stored.runner_id), started)
 
 
 def _counted(event: WebhookEventIn, intake: Intake, started: float) -> Intake:
