@@ -10,9 +10,10 @@ for another task if events are still due. One pass (`process_runner_events`):
    trigger `webhook`) instead of N reads; the events are settled `coalesced`;
 3. activities with a `delete` event → their workouts go, no read, all in one transaction; then
    per activity (several events for one activity cost one read): `create`/`update` →
-   `GET /activities/{id}` through the shared rate budget, then the window rules: outside the SYNC_WINDOW_DAYS window, or private without `activity:read_all` → not kept
-   (deleted if stored); 404 → deleted if stored. Each write and its events' settlement are one
-   transaction with the link locked and re-checked (an unlink that committed first wins);
+   `GET /activities/{id}` through the shared rate budget, then the window rules: outside the
+   SYNC_WINDOW_DAYS window, or private without `activity:read_all` → not kept (deleted if
+   stored); 404 → deleted if stored. Each write and its events' settlement are one transaction
+   with the link locked and re-checked (an unlink that committed first wins);
 4. a deauthorization (`athlete`, `authorized=false`) is a hint: Strava does not sign events, so it
    is confirmed with the link's own tokens (`GET /athlete`, refreshing if needed). Refused →
    `revoke` (tokens, athlete and Strava workouts deleted; status `revoked`). Accepted → forged:
