@@ -7,22 +7,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from app.clock import utcnow
 from app.config import Settings
 from app.db import session_scope
 from app.inbox.models import EventState, InboxEvent
 from app.runners.models import Runner
-from app.security import KeyRing
 from app.strava.models import PushSubscriptionRecord, StravaLink
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
+from webhook_support import insert_link
 
 SUBSCRIPTION = 771_001
 URL = "/api/v1/strava/webhook"
@@ -58,36 +56,6 @@ def _event(owner: int, subscription: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _linked(sessions: sessionmaker[Session], keyring: KeyRing, athlete_id: int) -> uuid.UUID:
-    """A runner whose link's blind index is the athlete's (the tokens are never read here)."""
-    with session_scope(sessions) as session:
-        runner = Runner(id=uuid.uuid4())
-        session.add(runner)
-        session.flush()
-        session.add(
-            StravaLink(
-                runner_id=runner.id,
-                athlete_index=keyring.blind_indexes(str(athlete_id))[0],
-                key_id="test",
-                athlete_ciphertext=b"-",
-                access_token_ciphertext=b"-",
-                refresh_token_ciphertext=b"-",
-                access_token_expires_at=utcnow() + timedelta(hours=6),
-                scopes="read,activity:read_all",
-                linked_at=utcnow(),
-            )
-        )
-        session.add(
-            PushSubscriptionRecord(
-                id=SUBSCRIPTION,
-                callback_url="http://127.0.0.1/api/v1/strava/webhook",
-                created_at=utcnow(),
-                recorded_at=utcnow(),
-            )
-        )
-    return runner.id
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 def intake(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Intake]:
     """The API on PostgreSQL (the tests' database) or on a fresh embedded SQLite file, one
@@ -113,7 +81,7 @@ def intake(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -
     published: list[uuid.UUID] = []
     app = create_app(app_settings, enqueue_webhooks=published.append)
     sessions: sessionmaker[Session] = app.state.sessions
-    runner_id = _linked(sessions, app.state.keyring, athlete_id)
+    runner_id = insert_link(sessions, app.state.keyring, athlete_id, subscription=SUBSCRIPTION)
     try:
         with TestClient(app) as api:
             yield Intake(api, sessions, published, runner_id, athlete_id, dead_url)
