@@ -711,6 +711,7 @@ async def _ack_burst(
     athletes = [a["id"] for a in admin.list_athletes(limit=100)]
     total = int(args.ack_rate * args.ack_seconds)
     latencies: list[float] = []
+    seconds: dict[int, list[float]] = {}
     failures = 0
     url = f"{base}/api/v1/strava/webhook"
     limits = httpx2.Limits(max_connections=64)
@@ -735,10 +736,20 @@ async def _ack_burst(
             except httpx2.HTTPError:
                 ok = False
             latencies.append((time.monotonic() - sent) * 1000)
+            seconds.setdefault(int(sent - start), []).append(latencies[-1])
             failures += 0 if ok else 1
 
         start = time.monotonic() + 0.5
         await asyncio.gather(*(one(i, start + i / args.ack_rate) for i in range(total)))
+    # Where the slow acks are: each second of the burst, its median and slowest ack.
+    print(
+        "  ack per second of the burst (p50/max ms): "
+        + "  ".join(
+            f"{statistics.median(found):.0f}/{max(found):.0f}"
+            for _, found in sorted(seconds.items())
+            if found
+        )
+    )
     return latencies, failures
 
 
