@@ -11,6 +11,7 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from app.codes import Trigger
 from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep, no_store
@@ -135,14 +136,20 @@ async def receive_webhook(request: Request, path_secret: str | None = None) -> J
     state = request.app.state
     webhooks.check_callback_path(state.settings, path_secret)
     body = await request.body()  # bounded by the app's BodySizeLimit (413 beyond it)
+    threads: anyio.CapacityLimiter | None = getattr(state, "webhook_intake", None)
     intake = await anyio.to_thread.run_sync(
-        partial(
-            webhooks.receive_event,
-            body,
-            sessions=state.sessions,
-            keyring=state.keyring,
-            enqueue=state.webhook_requests.request,
-        ),
-        limiter=getattr(state, "webhook_intake", None),
+        partial(webhooks.receive_event, body, sessions=state.sessions, keyring=state.keyring),
+        limiter=threads,
     )
-    return JSONResponse(intake.body())
+    runner_id = intake.to_process
+    if runner_id is None:
+        return JSONResponse(intake.body())
+    # The event is durable: its processing is asked for once the answer is sent (Redis flag,
+    # Celery publish), off the ack's path. Lost then, the beat re-drives the event.
+    request_processing = partial(
+        webhooks.request_processing, state.webhook_requests.request, runner_id
+    )
+    return JSONResponse(
+        intake.body(),
+        background=BackgroundTask(anyio.to_thread.run_sync, request_processing, limiter=threads),
+    )

@@ -191,6 +191,11 @@ class Intake:
     outcome: IntakeOutcome
     runner_id: uuid.UUID | None = None
 
+    @property
+    def to_process(self) -> uuid.UUID | None:
+        """The runner whose processing to ask for: a new event was stored for it."""
+        return self.runner_id if self.outcome == IntakeOutcome.STORED else None
+
     def body(self) -> dict[str, str]:
         return {"status": self.outcome}
 
@@ -226,12 +231,11 @@ def receive_event(
     *,
     sessions: Callable[[], Session],
     keyring: KeyRing,
-    enqueue: Callable[[uuid.UUID], None],
 ) -> Intake:
     """Parse, resolve and store one event in one autocommit statement (inbox.store_owned: the
-    owner and the subscription are checked inside it); the processing is requested once it is
-    durable. The answer must say whether the event is durable, and only a committed event is
-    acknowledged."""
+    owner and the subscription are checked inside it). The answer must say whether the event is
+    durable, and only a committed event is acknowledged; the caller then asks for its
+    processing (`request_processing`, after the answer: not on the ack's path)."""
     started = time.perf_counter()
     event = parse_event(body)
     content = event.model_dump(mode="json")
@@ -259,8 +263,6 @@ def receive_event(
         raise ServiceUnavailable(
             "The event cannot be stored right now; retry it.", retry_after=5
         ) from exc
-    if stored.outcome == StoreOutcome.STORED and stored.runner_id is not None:
-        _send(enqueue, stored.runner_id)
     return _counted(event, Intake(_OUTCOMES[stored.outcome], stored.runner_id), started)
 
 
@@ -278,10 +280,11 @@ def _counted(event: WebhookEventIn, intake: Intake, started: float) -> Intake:
     return intake
 
 
-def _send(enqueue: Callable[[uuid.UUID], None], runner_id: uuid.UUID) -> None:
-    """Never raises: the event is durable, and the tick re-drives a runner whose task was lost."""
+def request_processing(request: Callable[[uuid.UUID], object], runner_id: uuid.UUID) -> None:
+    """Ask for the runner's processing task once its event is stored (webhook_requests.py).
+    Never raises: the event is durable, and the tick re-drives a runner whose task was lost."""
     try:
-        enqueue(runner_id)
+        request(runner_id)
     except Exception as exc:
         log.warning(
             "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
