@@ -652,8 +652,9 @@ def _profile(pid: int, args: argparse.Namespace) -> Any:
     duration = str(int(args.ack_seconds) + 2)
     # --nonblocking: a paused process at every sample would distort the latencies measured.
     common = ["--pid", str(pid), "--duration", duration, "--rate", "100", "--nonblocking"]
+    # --gil: only the thread holding the GIL is sampled, i.e. where the API's CPU goes.
     raw = subprocess.Popen(
-        [spy, "record", *common, "--format", "raw", "-o", str(directory / "api.txt")],
+        [spy, "record", *common, "--gil", "--format", "raw", "-o", str(directory / "api.txt")],
         stdout=subprocess.DEVNULL,
         stderr=(directory / "py-spy.log").open("wb"),
         start_new_session=True,

@@ -2,10 +2,10 @@
 
 * `store`: `INSERT .. ON CONFLICT (dedupe_key) DO NOTHING`, so a delivery repeated any number
   of times (or racing itself) is one row;
-* `store_owned`: the intake's one statement (autocommit): `INSERT .. SELECT` of the event with
-  its owner resolved by the provider's own lookup and admitted by its own condition, `ON
-  CONFLICT DO NOTHING RETURNING`; only when nothing was inserted a second read says why
-  (duplicate, no owner, not admitted);
+* `store_owned`: the intake's one statement (autocommit; built once by `owned_store`):
+  `INSERT .. SELECT` of the event with its owner resolved by the provider's own lookup and
+  admitted by its own condition, `ON CONFLICT DO NOTHING RETURNING`; only when nothing was
+  inserted a second read says why (duplicate, no owner, not admitted);
 * `claim_due`: a runner's due events move to `processing` in one `UPDATE .. WHERE id IN (SELECT
   .. FOR UPDATE SKIP LOCKED) RETURNING` (two workers never take the same row), in a transaction
   of their own; the caller processes them with no transaction open, renews its claim before
@@ -30,9 +30,9 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    bindparam,
     delete,
     func,
-    literal,
     or_,
     select,
     update,
@@ -124,20 +124,67 @@ def _insert(dialect: str) -> Any:
     return insert
 
 
-def store_owned(
-    connection: Connection,
-    event: PushedEvent,
-    *,
-    owner: Select[uuid.UUID],
-    admitted: ColumnElement[bool],
-    now: datetime,
-) -> Stored:
-    """Store `event` for the runner `owner` selects (its first row), when `admitted` holds, in
-    ONE statement: on an autocommit connection the answer is durable when this returns (one round
-    trip on the push path). Unstored, a second read tells a duplicate from an unknown owner or an
-    event not admitted (the rare paths). SQLite ≥ 3.35 runs the same statement."""
+# The event's own values in `store_owned`'s statement, bound by column name.
+_PUSHED_COLUMNS = (
+    "id",
+    "source",
+    "dedupe_key",
+    "object_type",
+    "object_id",
+    "aspect_type",
+    "updates",
+    "event_time",
+    "received_at",
+    "state",
+    "attempts",
+    "next_attempt_at",
+)
+
+
+@dataclass(frozen=True)
+class OwnedStore:
+    """`store_owned`'s two statements, built once per owner lookup and dialect and reused: the
+    push path then pays no statement construction, only binding (`owned_store`)."""
+
+    insert: Any
+    why_not: Select[Any, bool]
+
+
+def owned_store(
+    dialect: str, owner: Select[uuid.UUID], admitted: ColumnElement[bool]
+) -> OwnedStore:
+    """The statements storing an event for the runner `owner` selects (its first row) when
+    `admitted` holds. `owner` and `admitted` bind their own parameters (named unlike the inbox's
+    columns), given to `store_owned` as `params`."""
     table = InboxEvent.__table__
     columns = table.c
+    owners = owner.limit(1).subquery("owner")
+    runner = next(iter(owners.c))
+    rows = select(
+        *(bindparam(name, type_=columns[name].type).label(name) for name in _PUSHED_COLUMNS),
+        runner.label("runner_id"),
+    ).where(admitted)  # a WHERE also keeps SQLite's parser from reading ON CONFLICT as a join's
+    insert = (
+        _insert(dialect)(table)
+        .from_select([*_PUSHED_COLUMNS, "runner_id"], rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(columns.runner_id)
+    )
+    return OwnedStore(insert, select(owner.limit(1).scalar_subquery(), admitted))
+
+
+def store_owned(
+    connection: Connection,
+    statements: OwnedStore,
+    event: PushedEvent,
+    *,
+    params: Mapping[str, Any],
+    now: datetime,
+) -> Stored:
+    """Store `event` in ONE statement (`owned_store`'s insert): on an autocommit connection the
+    answer is durable when this returns (one round trip on the push path). Unstored, a second
+    read tells a duplicate from an unknown owner or an event not admitted (the rare paths).
+    SQLite ≥ 3.35 runs the same statement."""
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
         "source": event.source,
@@ -148,28 +195,15 @@ def store_owned(
         "updates": event.updates,
         "event_time": event.event_time,
         "received_at": now,
-        "state": str(EventState.PENDING),
+        "state": EventState.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
+        **params,
     }
-    owners = owner.limit(1).subquery("owner")
-    runner = next(iter(owners.c))
-    rows = select(
-        *(literal(value, columns[name].type).label(name) for name, value in values.items()),
-        runner.label("runner_id"),
-    ).where(admitted)  # a WHERE also keeps SQLite's parser from reading ON CONFLICT as a join's
-    statement = (
-        _insert(connection.dialect.name)(table)
-        .from_select([*values, "runner_id"], rows)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(columns.runner_id)
-    )
-    inserted = connection.execute(statement).first()
+    inserted = connection.execute(statements.insert, values).first()
     if inserted is not None:
         return Stored(StoreOutcome.STORED, inserted[0])
-    runner_id, is_admitted = connection.execute(
-        select(owner.limit(1).scalar_subquery(), admitted)
-    ).one()
+    runner_id, is_admitted = connection.execute(statements.why_not, dict(params)).one()
     if not is_admitted:
         return Stored(StoreOutcome.NOT_ADMITTED)
     if runner_id is None:

@@ -26,10 +26,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -200,13 +201,18 @@ class Intake:
         return {"status": self.outcome}
 
 
-def owner_lookup(keyring: KeyRing, athlete_id: int) -> Select[uuid.UUID]:
-    """Our runner linked to this Strava athlete, found by the link's blind index (every key)."""
-    indexes = keyring.blind_indexes(str(athlete_id))
-    return select(StravaLink.runner_id).where(StravaLink.athlete_index.in_(indexes))
+@lru_cache
+def _intake_statements(dialect: str, keys: int) -> inbox.OwnedStore:
+    """The intake's statements for a dialect and a key ring of `keys` keys, built once: the
+    runner linked to the athlete, found by the link's blind index under every key
+    (`athlete_index_<n>`), and the subscription check (`subscription_id`)."""
+    owner = select(StravaLink.runner_id).where(
+        or_(*(StravaLink.athlete_index == bindparam(f"athlete_index_{n}") for n in range(keys)))
+    )
+    return inbox.owned_store(dialect, owner, _of_our_subscription())
 
 
-def of_our_subscription(subscription_id: int) -> ColumnElement[bool]:
+def _of_our_subscription() -> ColumnElement[bool]:
     """Whether the event belongs to the subscription recorded by `orchestrator strava-webhook
     subscribe` (a one-row table, read inside the intake's statement). With none recorded the
     event is taken: only Strava knows the callback URL (its secret segment), and Strava may
@@ -214,7 +220,7 @@ def of_our_subscription(subscription_id: int) -> ColumnElement[bool]:
     recorded = select(PushSubscriptionRecord.id)
     return or_(
         ~recorded.exists(),
-        recorded.where(PushSubscriptionRecord.id == subscription_id).exists(),
+        recorded.where(PushSubscriptionRecord.id == bindparam("subscription_id")).exists(),
     )
 
 
@@ -248,13 +254,16 @@ def receive_event(
         updates=event.sanitised_updates(),
         event_time=datetime.fromtimestamp(event.event_time, UTC),
     )
+    indexes = keyring.blind_indexes(str(event.owner_id))
+    params: dict[str, object] = {"subscription_id": event.subscription_id}
+    params.update({f"athlete_index_{n}": index for n, index in enumerate(indexes)})
     try:
         with autocommit_engine_of(sessions).connect() as connection:
             stored = inbox.store_owned(
                 connection,
+                _intake_statements(connection.dialect.name, len(indexes)),
                 pushed,
-                owner=owner_lookup(keyring, event.owner_id),
-                admitted=of_our_subscription(event.subscription_id),
+                params=params,
                 now=utcnow(),
             )
     except SQLAlchemyError as exc:
