@@ -45,6 +45,9 @@ READYZ_PROBE_THREADS = 4
 # Threads of the webhook intake (one autocommit statement each): its own, so that Strava's
 # pushes never queue behind the API's other sync routes in the default threadpool.
 WEBHOOK_INTAKE_THREADS = 4
+# Threads asking for the stored events' processing (Redis flag, Celery publish) after the 200:
+# apart from the intake's, so a slow broker never holds back the next acks.
+WEBHOOK_REQUEST_THREADS = 2
 
 
 class AccessLog:
@@ -114,10 +117,11 @@ def create_app(
         # /readyz's checks run on threads of their own: a hanging database never takes the API's.
         app.state.probe_threads = anyio.CapacityLimiter(READYZ_PROBE_THREADS)
         app.state.webhook_intake = anyio.CapacityLimiter(WEBHOOK_INTAKE_THREADS)
+        app.state.webhook_request_threads = anyio.CapacityLimiter(WEBHOOK_REQUEST_THREADS)
         try:
             yield
         finally:
-            del app.state.webhook_intake
+            del app.state.webhook_intake, app.state.webhook_request_threads
             http.close()
 
     app = FastAPI(

@@ -145,11 +145,15 @@ async def receive_webhook(request: Request, path_secret: str | None = None) -> J
     if runner_id is None:
         return JSONResponse(intake.body())
     # The event is durable: its processing is asked for once the answer is sent (Redis flag,
-    # Celery publish), off the ack's path. Lost then, the beat re-drives the event.
+    # Celery publish), off the ack's path and its threads. Lost then, the beat re-drives it.
     request_processing = partial(
         webhooks.request_processing, state.webhook_requests.request, runner_id
     )
     return JSONResponse(
         intake.body(),
-        background=BackgroundTask(anyio.to_thread.run_sync, request_processing, limiter=threads),
+        background=BackgroundTask(
+            anyio.to_thread.run_sync,
+            request_processing,
+            limiter=getattr(state, "webhook_request_threads", None),
+        ),
     )
