@@ -30,8 +30,10 @@ The day is the emulator's last full UTC day; its uploads are the generated activ
    burst's CPU delta over its events; the worker's until the inbox is drained).
 
 `--ack-only`: only the burst (API and worker started, no model, no polling, no simulated day).
-`--profile DIR`: `py-spy record` of the API process during the burst, into DIR (a raw profile
-for bench/profile_top.py and an SVG flame graph).
+`--profile DIR`: `py-spy record` of the API process during the burst, into DIR: raw profiles
+for bench/profile_top.py, api-cpu.txt (the GIL holder) and api-wall.txt (every thread).
+`--ack-warmup S`: S seconds of events at the same rate first, not counted (a fresh API and
+worker, as the simulated day of the full run leaves them warm).
 """
 
 from __future__ import annotations
@@ -655,7 +657,7 @@ def _freshness(wanted: dict[int, float]) -> list[float]:
 
 
 def _profile(pid: int, args: argparse.Namespace) -> Any:
-    """py-spy recording the API process (every thread) during the burst."""
+    """py-spy recording the API process during the burst (two recorders, see below)."""
     import shutil
     import subprocess
     import time
@@ -666,25 +668,30 @@ def _profile(pid: int, args: argparse.Namespace) -> Any:
     duration = str(int(args.ack_seconds) + 2)
     # --nonblocking: a paused process at every sample would distort the latencies measured.
     common = ["--pid", str(pid), "--duration", duration, "--rate", "100", "--nonblocking"]
-    # --gil: only the thread holding the GIL is sampled, i.e. where the API's CPU goes.
-    raw = subprocess.Popen(
-        [spy, "record", *common, "--gil", "--format", "raw", "-o", str(directory / "api.txt")],
-        stdout=subprocess.DEVNULL,
-        stderr=(directory / "py-spy.log").open("wb"),
-        start_new_session=True,
-    )
+    # api-cpu.txt (--gil): only the thread holding the GIL, i.e. where the API's CPU goes;
+    # api-wall.txt (--idle): every thread, waiting ones too, i.e. where a request's time goes.
+    recorders = [
+        subprocess.Popen(
+            [spy, "record", *common, *extra, "--format", "raw", "-o", str(directory / name)],
+            stdout=subprocess.DEVNULL,
+            stderr=(directory / f"{name}.log").open("wb"),
+            start_new_session=True,
+        )
+        for name, extra in (("api-cpu.txt", ["--gil"]), ("api-wall.txt", ["--idle"]))
+    ]
     time.sleep(1.0)  # py-spy attaching, not a synchronisation of the service
-    return raw
+    return recorders
 
 
-def _finish(profiler: Any) -> None:
-    """Let py-spy end its --duration and write the profile (a signal would lose it)."""
+def _finish(profilers: list[Any]) -> None:
+    """Let py-spy end its --duration and write the profiles (a signal would lose them)."""
     import subprocess
 
-    try:
-        profiler.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        _stop(profiler)
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _stop(profiler)
 
 
 def _open_events() -> int:
