@@ -458,7 +458,6 @@ def _end_to_end(
             )
             too_many = sum(1 for r in requests if r["status"] == 429)
             processed = _processed()
-            api_cpu, worker_cpu = _group_cpu_s(api.pid), _group_cpu_s(worker.pid)
             if args.ack_warmup > 0:
                 # Not measured: a freshly started API and worker (connections, first tasks in
                 # each pool process) as the simulated day leaves them in the full run.
@@ -471,6 +470,7 @@ def _end_to_end(
                     f"p50 {q[49]:.1f}  p99 {q[98]:.1f}"
                 )
                 _poll(lambda: _open_events() == 0, 120, "the warm-up to drain")
+            api_cpu, worker_cpu = _group_cpu_s(api.pid), _group_cpu_s(worker.pid)
             profiler = _profile(api.pid, args) if args.profile else None
             try:
                 acks, failures = asyncio.run(
