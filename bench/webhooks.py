@@ -1,6 +1,7 @@
 """Polling versus webhooks + reconciliation over one day of N runners (issue 11).
 
     uv run python bench/webhooks.py [--athletes 1000] [--reconcile-hours 72] [--day-seconds 300]
+    uv run python bench/webhooks.py --ack-only [--athletes 1000] [--profile DIR]
 
 Needs PostgreSQL and Redis as bench/sync.py does (its set-up is reused: the emulator as a
 subprocess with N generated athletes, a database of its own, one sealed link per athlete).
@@ -24,7 +25,15 @@ The day is the emulator's last full UTC day; its uploads are the generated activ
    Freshness in wall-clock seconds from the emulator queueing the event to the workout row
    (its `created_at`, the write transaction's start), events delivered/processed/lost, 429s,
    reads per athlete-day (fetches measured + reconciliation modelled), then a burst of
-   `--ack-rate` (200) events/s for `--ack-seconds` and the POST's ack latency p50/p95/p99.
+   `--ack-rate` (200) events/s for `--ack-seconds` and the POST's ack latency p50/p95/p99, with
+   the CPU time the API process and the worker's processes spent per event (from /proc: the
+   burst's CPU delta over its events; the worker's until the inbox is drained).
+
+`--ack-only`: only the burst (API and worker started, no model, no polling, no simulated day).
+`--profile DIR`: `py-spy record` of the API process during the burst, into DIR: raw profiles
+for bench/profile_top.py, api-cpu.txt (the GIL holder) and api-wall.txt (every thread).
+`--ack-warmup S`: S seconds of events at the same rate first, not counted (a fresh API and
+worker, as the simulated day of the full run leaves them warm).
 """
 
 from __future__ import annotations
@@ -228,6 +237,7 @@ class EndToEnd:
     ack_ms: list[float]
     ack_failures: int
     ack_rate: float
+    ack: AckCosts | None = None
 
     def print(self, athletes: int, reconcile_s: int) -> None:
         from app.strava.scheduling import REQUESTS_PER_SYNC
@@ -253,6 +263,46 @@ class EndToEnd:
             f"  ack of POST /api/v1/strava/webhook at {self.ack_rate:.0f} events/s, ms: "
             f"{cut(self.ack_ms)}  non-200: {self.ack_failures}"
         )
+        if self.ack is not None:
+            print(self.ack.line())
+
+
+@dataclass
+class AckCosts:
+    """What the burst cost: CPU per event of the API and of the worker, drain time."""
+
+    events: int
+    api_cpu_s: float
+    worker_cpu_s: float
+    drained_after_s: float | None
+    loadavg: str
+
+    def line(self) -> str:
+        drained = "not drained" if self.drained_after_s is None else f"{self.drained_after_s:.1f} s"
+        return (
+            f"  CPU per event: API {self.api_cpu_s * 1000 / self.events:.2f} ms, worker "
+            f"{self.worker_cpu_s * 1000 / self.events:.2f} ms; inbox drained {drained} after "
+            f"the burst's last POST; load average {self.loadavg}"
+        )
+
+
+def _group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of every live process of a process group (Linux /proc)."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields[2]: pgrp; [11], [12]: utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _start(command: list[str], log: Path, env: dict[str, str]) -> Any:
@@ -347,14 +397,15 @@ def _end_to_end(
         athlete_ids = [a["id"] for a in admin.list_athletes(limit=args.athletes)]
         now = admin.clock_now()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0) - DAY
-        try:
-            polling = polling_in_process(
-                admin, dict(zip(runner_ids, athlete_ids, strict=True)), day
-            )
-            polling.print(len(runner_ids))
-        except Exception as exc:  # report it and still run the push half
-            print(f"\nEND TO END (polling) failed: {type(exc).__name__}: {str(exc)[:300]}")
-        _reset_after_polling()
+        if not args.ack_only:
+            try:
+                polling = polling_in_process(
+                    admin, dict(zip(runner_ids, athlete_ids, strict=True)), day
+                )
+                polling.print(len(runner_ids))
+            except Exception as exc:  # report it and still run the push half
+                print(f"\nEND TO END (polling) failed: {type(exc).__name__}: {str(exc)[:300]}")
+            _reset_after_polling()
         if importlib.util.find_spec("app.strava.webhooks") is None:
             print(
                 "\nEND TO END (push): not measured, the webhook intake is not on this branch "
@@ -377,24 +428,27 @@ def _end_to_end(
             admin.set_clock(day)  # yesterday 00:00: its uploads fire as the clock runs through it
             settings = get_settings()
             with create_http_client() as http:
-                subscriptions.subscribe(
+                subscription = subscriptions.subscribe(
                     get_sessionmaker(),
                     build_strava_client(settings, http),
                     callback_url=f"{base}/api/v1/strava/webhook",
                     verify_token=BENCH_VERIFY_TOKEN,
                 )
             admin.clear_requests()
-            started = time.monotonic()
-            while admin.clock_now() < day + DAY:
-                target = day + timedelta(seconds=(time.monotonic() - started) * compression)
-                if target > admin.clock_now():
-                    admin.set_clock(min(target, day + DAY))
-                time.sleep(0.25)  # the compressed clock's step, not a synchronisation
-            admin.wait_for_webhooks(timeout=120)
-            deliveries = admin.webhook_deliveries()
-            creates = [d for d in deliveries if d["event"]["aspect_type"] == "create"]
-            wanted = {d["event"]["object_id"]: d["queued_wall_ts"] for d in creates}
-            _poll(lambda: _committed(wanted) >= len(wanted), 120, "workouts to commit")
+            wanted: dict[int, float] = {}
+            creates: list[Any] = []
+            if not args.ack_only:
+                started = time.monotonic()
+                while admin.clock_now() < day + DAY:
+                    target = day + timedelta(seconds=(time.monotonic() - started) * compression)
+                    if target > admin.clock_now():
+                        admin.set_clock(min(target, day + DAY))
+                    time.sleep(0.25)  # the compressed clock's step, not a synchronisation
+                admin.wait_for_webhooks(timeout=120)
+                deliveries = admin.webhook_deliveries()
+                creates = [d for d in deliveries if d["event"]["aspect_type"] == "create"]
+                wanted = {d["event"]["object_id"]: d["queued_wall_ts"] for d in creates}
+                _poll(lambda: _committed(wanted) >= len(wanted), 120, "workouts to commit")
             freshness = _freshness(wanted)
             requests = admin.requests()
             fetches = sum(
@@ -404,7 +458,40 @@ def _end_to_end(
             )
             too_many = sum(1 for r in requests if r["status"] == 429)
             processed = _processed()
-            acks, failures = asyncio.run(_ack_burst(base, admin, args))
+            if args.ack_warmup > 0:
+                # Not measured: a freshly started API and worker (connections, first tasks in
+                # each pool process) as the simulated day leaves them in the full run.
+                warm, _ = asyncio.run(
+                    _ack_burst(base, admin, args, subscription.id, args.ack_warmup, 10**8)
+                )
+                q = statistics.quantiles(warm, n=100, method="inclusive")
+                print(
+                    f"  warm-up ({args.ack_warmup:g} s, not counted): "
+                    f"p50 {q[49]:.1f}  p99 {q[98]:.1f}"
+                )
+                _poll(lambda: _open_events() == 0, 120, "the warm-up to drain")
+            api_cpu, worker_cpu = _group_cpu_s(api.pid), _group_cpu_s(worker.pid)
+            profiler = _profile(api.pid, args) if args.profile else None
+            try:
+                acks, failures = asyncio.run(
+                    _ack_burst(base, admin, args, subscription.id, args.ack_seconds)
+                )
+            finally:
+                if profiler is not None:
+                    _finish(profiler)
+            api_cpu = _group_cpu_s(api.pid) - api_cpu
+            burst_end = time.monotonic()
+            drained: float | None = None
+            with contextlib.suppress(TimeoutError):
+                _poll(lambda: _open_events() == 0, 120, "the inbox to drain")
+                drained = time.monotonic() - burst_end
+            ack = AckCosts(
+                events=len(acks),
+                api_cpu_s=api_cpu,
+                worker_cpu_s=_group_cpu_s(worker.pid) - worker_cpu,
+                drained_after_s=drained,
+                loadavg=" ".join(Path("/proc/loadavg").read_text().split()[:3]),
+            )
             return EndToEnd(
                 compression=compression,
                 uploads=len(wanted),
@@ -417,6 +504,7 @@ def _end_to_end(
                 ack_ms=acks,
                 ack_failures=failures,
                 ack_rate=args.ack_rate,
+                ack=ack,
             )
         finally:
             _stop(api)
@@ -568,6 +656,60 @@ def _freshness(wanted: dict[int, float]) -> list[float]:
         return [created.timestamp() - wanted[source_id] for source_id, created in rows]
 
 
+def _profile(pid: int, args: argparse.Namespace) -> Any:
+    """py-spy recording the API process during the burst (two recorders, see below)."""
+    import shutil
+    import subprocess
+    import time
+
+    directory = Path(args.profile)
+    directory.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    duration = str(int(args.ack_seconds) + 2)
+    # --nonblocking: a paused process at every sample would distort the latencies measured.
+    common = ["--pid", str(pid), "--duration", duration, "--rate", "100", "--nonblocking"]
+    # api-cpu.txt (--gil): only the thread holding the GIL, i.e. where the API's CPU goes;
+    # api-wall.txt (--idle): every thread, waiting ones too, i.e. where a request's time goes.
+    recorders = [
+        subprocess.Popen(
+            [spy, "record", *common, *extra, "--format", "raw", "-o", str(directory / name)],
+            stdout=subprocess.DEVNULL,
+            stderr=(directory / f"{name}.log").open("wb"),
+            start_new_session=True,
+        )
+        for name, extra in (("api-cpu.txt", ["--gil"]), ("api-wall.txt", ["--idle"]))
+    ]
+    time.sleep(1.0)  # py-spy attaching, not a synchronisation of the service
+    return recorders
+
+
+def _finish(profilers: list[Any]) -> None:
+    """Let py-spy end its --duration and write the profiles (a signal would lose them)."""
+    import subprocess
+
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _stop(profiler)
+
+
+def _open_events() -> int:
+    from app.db import get_sessionmaker
+    from sqlalchemy import text
+
+    with get_sessionmaker()() as session:
+        return int(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM inbox_events"
+                    " WHERE state IN ('pending', 'processing', 'deferred')"
+                )
+            )
+            or 0
+        )
+
+
 def _processed() -> int:
     from app.db import get_sessionmaker
     from sqlalchemy import text
@@ -578,7 +720,14 @@ def _processed() -> int:
         )
 
 
-async def _ack_burst(base: str, admin: Any, args: argparse.Namespace) -> tuple[list[float], int]:
+async def _ack_burst(
+    base: str,
+    admin: Any,
+    args: argparse.Namespace,
+    subscription_id: int,
+    duration_s: float,
+    first_id: int = 0,
+) -> tuple[list[float], int]:
     """POST `ack_rate` events a second for `ack_seconds` (deletes of activities that do not
     exist, for linked athletes: stored and processed without a Strava read) and time each 200."""
     import asyncio
@@ -587,12 +736,9 @@ async def _ack_burst(base: str, admin: Any, args: argparse.Namespace) -> tuple[l
     import httpx2
 
     athletes = [a["id"] for a in admin.list_athletes(limit=100)]
-    subscription_id = 0
-    for found in admin.webhook_deliveries():
-        subscription_id = found["event"]["subscription_id"]
-        break
-    total = int(args.ack_rate * args.ack_seconds)
+    total = int(args.ack_rate * duration_s)
     latencies: list[float] = []
+    seconds: dict[int, list[float]] = {}
     failures = 0
     url = f"{base}/api/v1/strava/webhook"
     limits = httpx2.Limits(max_connections=64)
@@ -603,8 +749,8 @@ async def _ack_burst(base: str, admin: Any, args: argparse.Namespace) -> tuple[l
             await asyncio.sleep(max(0.0, at - time.monotonic()))
             event = {
                 "aspect_type": "delete",
-                "event_time": 1_700_000_000 + i,
-                "object_id": 9_000_000_000 + i,
+                "event_time": 1_700_000_000 + first_id + i,
+                "object_id": 9_000_000_000 + first_id + i,
                 "object_type": "activity",
                 "owner_id": athletes[i % len(athletes)],
                 "subscription_id": subscription_id,
@@ -617,10 +763,20 @@ async def _ack_burst(base: str, admin: Any, args: argparse.Namespace) -> tuple[l
             except httpx2.HTTPError:
                 ok = False
             latencies.append((time.monotonic() - sent) * 1000)
+            seconds.setdefault(int(sent - start), []).append(latencies[-1])
             failures += 0 if ok else 1
 
         start = time.monotonic() + 0.5
         await asyncio.gather(*(one(i, start + i / args.ack_rate) for i in range(total)))
+    # Where the slow acks are: each second of the burst, its median and slowest ack.
+    print(
+        "  ack per second of the burst (p50/max ms): "
+        + "  ".join(
+            f"{statistics.median(found):.0f}/{max(found):.0f}"
+            for _, found in sorted(seconds.items())
+            if found
+        )
+    )
     return latencies, failures
 
 
@@ -642,7 +798,21 @@ def main() -> None:
     parser.add_argument("--ack-rate", type=float, default=200.0, help="events/s for the ack p99")
     parser.add_argument("--ack-seconds", type=float, default=10.0)
     parser.add_argument(
+        "--ack-warmup",
+        type=float,
+        default=0.0,
+        help="seconds of events at --ack-rate before the measured burst (not counted)",
+    )
+    parser.add_argument(
         "--model-only", action="store_true", help="skip the end-to-end run (no API, no worker)"
+    )
+    parser.add_argument(
+        "--ack-only",
+        action="store_true",
+        help="only the ack burst: no model, no polling, no simulated day",
+    )
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy record of the API process during the burst"
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -654,6 +824,12 @@ def main() -> None:
     from strava_emulator.testing import AdminClient
 
     emulator = importlib.import_module("sync").emulator  # bench/sync.py's set-up
+    if args.ack_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = end_to_end(args, importlib.import_module("sync"), Path(tmp))
+        if figures is not None:
+            figures.print(args.athletes, int(args.reconcile_hours * 3600))
+        return
 
     with tempfile.TemporaryDirectory() as tmp, emulator(args.athletes, Path(tmp)) as url:
         admin = AdminClient(url)

@@ -219,8 +219,26 @@ def read_sessionmaker_for(
 
 @lru_cache
 def _read_sessionmaker(engine: Engine) -> sessionmaker[ReadOnlySession]:
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return sessionmaker(bind=autocommit, class_=ReadOnlySession, expire_on_commit=False)
+    return sessionmaker(
+        bind=autocommit_engine_for(engine), class_=ReadOnlySession, expire_on_commit=False
+    )
+
+
+@lru_cache
+def autocommit_engine_for(engine: Engine) -> Engine:
+    """`engine`'s pool, each statement committing on its own (no BEGIN, no COMMIT round trip):
+    for reads, and for a write that is one statement (the webhook intake's INSERT .. SELECT)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def autocommit_engine_of(sessions: Callable[[], Session]) -> Engine:
+    """The autocommit engine of what a session factory binds (the app's `state.sessions`)."""
+    bind = sessions.kw.get("bind") if isinstance(sessions, sessionmaker) else None
+    if not isinstance(bind, Engine):
+        with sessions() as session:  # no connection is taken: only the bind is read
+            found = session.get_bind()
+        bind = found if isinstance(found, Engine) else found.engine
+    return autocommit_engine_for(bind)
 
 
 def get_engine() -> Engine:

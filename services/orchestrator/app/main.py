@@ -31,6 +31,7 @@ from app.errors import ERROR_RESPONSES, install_error_handlers
 from app.logging import configure_logging, redact_path, redact_query
 from app.routes import api_docs, auth, profile, strava, training, web, workouts
 from app.security import KeyRing
+from app.strava import webhook_requests
 from app.strava.client import StravaClient, create_http_client
 from app.strava.runtime import api_response_hook, build_strava_client
 from app.strava.scheduling import Enqueue, as_enqueue
@@ -41,6 +42,12 @@ access_log = structlog.get_logger("orchestrator.access")
 
 # Threads /readyz may use at once for its checks (each abandoned when the bound expires).
 READYZ_PROBE_THREADS = 4
+# Threads of the webhook intake (one autocommit statement each): its own, so that Strava's
+# pushes never queue behind the API's other sync routes in the default threadpool.
+WEBHOOK_INTAKE_THREADS = 4
+# Threads asking for the stored events' processing (Redis flag, Celery publish) after the 200:
+# apart from the intake's, so a slow broker never holds back the next acks.
+WEBHOOK_REQUEST_THREADS = 2
 
 
 class AccessLog:
@@ -109,6 +116,10 @@ def create_app(
         app.state.session_slots = anyio.Semaphore(engine_options.pool_capacity)
         # /readyz's checks run on threads of their own: a hanging database never takes the API's.
         app.state.probe_threads = anyio.CapacityLimiter(READYZ_PROBE_THREADS)
+        app.state.webhook_intake = anyio.CapacityLimiter(WEBHOOK_INTAKE_THREADS)
+        app.state.webhook_request_threads = anyio.CapacityLimiter(WEBHOOK_REQUEST_THREADS)
+        # (Limiters hold no threads of their own: nothing to close. One app may run under two
+        # lifespans at once, e.g. two TestClients.)
         yield
         http.close()
 
@@ -138,6 +149,8 @@ def create_app(
 
         enqueue_webhooks = enqueue_webhook_processing
     app.state.enqueue_webhooks = enqueue_webhooks
+    # One processing task per runner per burst (Redis flags; every event without Redis).
+    app.state.webhook_requests = webhook_requests.from_settings(settings, enqueue_webhooks)
 
     install_error_handlers(app)
     app.include_router(auth.router, responses=ERROR_RESPONSES)

@@ -3,9 +3,11 @@ emulator (tests of issue 11)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -16,6 +18,8 @@ from sqlalchemy import delete
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.security import KeyRing
+    from sqlalchemy.orm import Session, sessionmaker
     from strava_emulator.testing import EmulatorHandle
 
 VERIFY_TOKEN = "verify-token-for-tests"
@@ -80,3 +84,46 @@ def subscribed(emulator: EmulatorHandle, hooks: HookServer) -> Iterator[int]:
                 "client_secret": emulator.config.client_secret,
             },
         )
+
+
+def insert_link(
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    athlete_id: int,
+    *,
+    subscription: int | None = None,
+) -> uuid.UUID:
+    """A runner whose link's blind index is the athlete's, written directly (the tokens are
+    never read by the intake), and our subscription recorded when given; the runner's id."""
+    from app.clock import utcnow
+    from app.db import session_scope
+    from app.runners.models import Runner
+    from app.strava.models import PushSubscriptionRecord, StravaLink
+
+    with session_scope(sessions) as session:
+        runner = Runner(id=uuid.uuid4())
+        session.add(runner)
+        session.flush()
+        session.add(
+            StravaLink(
+                runner_id=runner.id,
+                athlete_index=keyring.blind_indexes(str(athlete_id))[0],
+                key_id="test",
+                athlete_ciphertext=b"-",
+                access_token_ciphertext=b"-",
+                refresh_token_ciphertext=b"-",
+                access_token_expires_at=utcnow() + timedelta(hours=6),
+                scopes="read,activity:read_all",
+                linked_at=utcnow(),
+            )
+        )
+        if subscription is not None:
+            session.add(
+                PushSubscriptionRecord(
+                    id=subscription,
+                    callback_url="http://127.0.0.1/api/v1/strava/webhook",
+                    created_at=utcnow(),
+                    recorded_at=utcnow(),
+                )
+            )
+    return runner.id

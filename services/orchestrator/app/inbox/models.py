@@ -24,6 +24,15 @@ class EventState(StrEnum):
     FAILED = "failed"
 
 
+class StoreOutcome(StrEnum):
+    """What storing a pushed event did (inbox.service.store_owned)."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # an equal event is stored already
+    NO_OWNER = "no_owner"  # the owner lookup found no runner
+    NOT_ADMITTED = "not_admitted"  # the caller's admission condition was false
+
+
 # States whose events still have to be processed (and count in the inbox depth).
 OPEN_STATES = (EventState.PENDING, EventState.PROCESSING, EventState.DEFERRED)
 

@@ -2,10 +2,15 @@
 
 * `store`: `INSERT .. ON CONFLICT (dedupe_key) DO NOTHING`, so a delivery repeated any number
   of times (or racing itself) is one row;
-* `claim_due`: a runner's due events move to `processing` (`FOR UPDATE SKIP LOCKED`, so two
-  workers never take the same row), in a transaction of their own; the caller processes them
-  with no transaction open, renews its claim before every remote request (`renew_claims`: a
-  lease, like a running sync's) and settles each one (`settle`, `defer`);
+* `store_owned`: the intake's one statement (autocommit; built once by `owned_store`):
+  `INSERT .. SELECT` of the event with its owner resolved by the provider's own lookup and
+  admitted by its own condition, `ON CONFLICT DO NOTHING RETURNING`; only when nothing was
+  inserted a second read says why (duplicate, no owner, not admitted);
+* `claim_due`: a runner's due events move to `processing` in one `UPDATE .. WHERE id IN (SELECT
+  .. FOR UPDATE SKIP LOCKED) RETURNING` (two workers never take the same row), in a transaction
+  of their own; the caller processes them with no transaction open, renews its claim before
+  every remote request (`renew_claims`: a lease, like a running sync's) and settles them
+  (`settle`, `settle_many`: one statement per outcome; `defer`);
 * `owners_to_redrive`: what the beat tick sends again: due deferred events, pending ones whose
   task was lost, and `processing` claims older than a task may live (the worker died);
 * `prune_settled`: settled events are deleted after INBOX_RETENTION (the tick).
@@ -20,11 +25,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc
-from app.inbox.models import OPEN_STATES, EventState, InboxEvent
+from app.inbox.models import OPEN_STATES, EventState, InboxEvent, StoreOutcome
 from app.security import KeyRing
 
 
@@ -81,6 +97,120 @@ def store(session: Session, event: NewEvent, now: datetime) -> bool:
     return session.execute(statement).first() is not None
 
 
+@dataclass(frozen=True)
+class PushedEvent:
+    """An event as pushed, before its owner is known (`store_owned` resolves it)."""
+
+    source: str
+    dedupe_key: str
+    object_type: str
+    object_id: int
+    aspect_type: str
+    updates: dict[str, str]
+    event_time: datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    outcome: StoreOutcome
+    runner_id: uuid.UUID | None = None
+
+
+def _insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert
+
+
+# The event's own values in `store_owned`'s statement, bound by column name.
+_PUSHED_COLUMNS = (
+    "id",
+    "source",
+    "dedupe_key",
+    "object_type",
+    "object_id",
+    "aspect_type",
+    "updates",
+    "event_time",
+    "received_at",
+    "state",
+    "attempts",
+    "next_attempt_at",
+)
+
+
+@dataclass(frozen=True)
+class OwnedStore:
+    """`store_owned`'s two statements, built once per owner lookup and dialect and reused: the
+    push path then pays no statement construction, only binding (`owned_store`)."""
+
+    insert: Any
+    why_not: Select[Any, bool]
+
+
+def owned_store(
+    dialect: str, owner: Select[uuid.UUID], admitted: ColumnElement[bool]
+) -> OwnedStore:
+    """The statements storing an event for the runner `owner` selects (its first row) when
+    `admitted` holds. `owner` and `admitted` bind their own parameters (named unlike the inbox's
+    columns), given to `store_owned` as `params`."""
+    table = InboxEvent.__table__
+    columns = table.c
+    owners = owner.limit(1).subquery("owner")
+    runner = next(iter(owners.c))
+    rows = select(
+        *(bindparam(name, type_=columns[name].type).label(name) for name in _PUSHED_COLUMNS),
+        runner.label("runner_id"),
+    ).where(admitted)  # a WHERE also keeps SQLite's parser from reading ON CONFLICT as a join's
+    insert = (
+        _insert(dialect)(table)
+        .from_select([*_PUSHED_COLUMNS, "runner_id"], rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(columns.runner_id)
+    )
+    return OwnedStore(insert, select(owner.limit(1).scalar_subquery(), admitted))
+
+
+def store_owned(
+    connection: Connection,
+    statements: OwnedStore,
+    event: PushedEvent,
+    *,
+    params: Mapping[str, Any],
+    now: datetime,
+) -> Stored:
+    """Store `event` in ONE statement (`owned_store`'s insert): on an autocommit connection the
+    answer is durable when this returns (one round trip on the push path). Unstored, a second
+    read tells a duplicate from an unknown owner or an event not admitted (the rare paths).
+    SQLite ≥ 3.35 runs the same statement."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "source": event.source,
+        "dedupe_key": event.dedupe_key,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "aspect_type": event.aspect_type,
+        "updates": event.updates,
+        "event_time": event.event_time,
+        "received_at": now,
+        "state": EventState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        **params,
+    }
+    inserted = connection.execute(statements.insert, values).first()
+    if inserted is not None:
+        return Stored(StoreOutcome.STORED, inserted[0])
+    runner_id, is_admitted = connection.execute(statements.why_not, dict(params)).one()
+    if not is_admitted:
+        return Stored(StoreOutcome.NOT_ADMITTED)
+    if runner_id is None:
+        return Stored(StoreOutcome.NO_OWNER)
+    return Stored(StoreOutcome.DUPLICATE, runner_id)
+
+
 def _due(now: datetime) -> Any:
     return and_(
         InboxEvent.state.in_((EventState.PENDING, EventState.DEFERRED)),
@@ -119,19 +249,25 @@ def claim_due(
             claimable,
             and_(InboxEvent.state == EventState.PROCESSING, InboxEvent.claimed_at < stale_before),
         )
+    # One round trip: the rows are chosen (oldest first, locked rows skipped) and moved to
+    # `processing` by the same statement, which returns them.
+    chosen = (
+        select(InboxEvent.id)
+        .where(InboxEvent.runner_id == runner_id, claimable)
+        .order_by(InboxEvent.event_time, InboxEvent.received_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     rows = list(
         session.scalars(
-            select(InboxEvent)
-            .where(InboxEvent.runner_id == runner_id, claimable)
-            .order_by(InboxEvent.event_time, InboxEvent.received_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(chosen.scalar_subquery()))
+            .values(state=EventState.PROCESSING, claimed_at=now, attempts=InboxEvent.attempts + 1)
+            .returning(InboxEvent)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
     )
-    for row in rows:
-        row.state = EventState.PROCESSING
-        row.claimed_at = now
-        row.attempts += 1
+    rows.sort(key=lambda row: (row.event_time, row.received_at))
     return rows
 
 
@@ -156,6 +292,19 @@ def settle(
         .values(state=state, outcome=outcome, processed_at=now, claimed_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def settle_many(
+    session: Session, event_ids: list[uuid.UUID], state: EventState, outcome: str, now: datetime
+) -> None:
+    """Close claimed events with one outcome in one statement (a pass settles in batches)."""
+    if event_ids:
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(event_ids))
+            .values(state=state, outcome=outcome, processed_at=now, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def defer(session: Session, event_ids: list[uuid.UUID], until: datetime, outcome: str) -> None:

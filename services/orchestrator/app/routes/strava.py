@@ -8,8 +8,10 @@ from datetime import timedelta
 from functools import partial
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from app.codes import Trigger
 from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep, no_store
@@ -128,16 +130,30 @@ def verify_webhook(
 
 @router.post("/strava/webhook", include_in_schema=False)
 @router.post("/strava/webhook/{path_secret}", include_in_schema=False)
-async def receive_webhook(
-    request: Request, settings: SettingsDep, keyring: KeyRingDep, path_secret: str | None = None
-) -> dict[str, str]:
-    webhooks.check_callback_path(settings, path_secret)
+async def receive_webhook(request: Request, path_secret: str | None = None) -> JSONResponse:
+    # No dependencies (each costs on every push) and the intake's own threads
+    # (app.state.webhook_intake): the ack must not wait behind the API's other sync routes.
+    state = request.app.state
+    webhooks.check_callback_path(state.settings, path_secret)
     body = await request.body()  # bounded by the app's BodySizeLimit (413 beyond it)
-    intake = await run_in_threadpool(
-        webhooks.receive_event,
-        body,
-        sessions=request.app.state.sessions,
-        keyring=keyring,
-        enqueue=request.app.state.enqueue_webhooks,
+    threads: anyio.CapacityLimiter | None = getattr(state, "webhook_intake", None)
+    intake = await anyio.to_thread.run_sync(
+        partial(webhooks.receive_event, body, sessions=state.sessions, keyring=state.keyring),
+        limiter=threads,
     )
-    return intake.body()
+    runner_id = intake.to_process
+    if runner_id is None:
+        return JSONResponse(intake.body())
+    # The event is durable: its processing is asked for once the answer is sent (Redis flag,
+    # Celery publish), off the ack's path and its threads. Lost then, the beat re-drives it.
+    request_processing = partial(
+        webhooks.request_processing, state.webhook_requests.request, runner_id
+    )
+    return JSONResponse(
+        intake.body(),
+        background=BackgroundTask(
+            anyio.to_thread.run_sync,
+            request_processing,
+            limiter=getattr(state, "webhook_request_threads", None),
+        ),
+    )

@@ -19,9 +19,18 @@ from kombu.exceptions import OperationalError
 from app.config import get_settings
 from app.db import get_engine
 from app.errors import ServiceUnavailable
-from app.strava import retention, scheduling, service, subscriptions, sync, webhook_processing
+from app.strava import (
+    retention,
+    scheduling,
+    service,
+    subscriptions,
+    sync,
+    webhook_processing,
+    webhook_requests,
+)
 from app.strava.client import create_http_client
 from app.strava.runtime import StravaRuntime, build_runtime, close_runtime
+from app.strava.webhook_requests import WebhookRequests
 from app.worker import broker_available, broker_url, celery_app, prune_embedded_broker
 
 
@@ -53,10 +62,23 @@ worker_init.connect(build_before_fork, weak=False)
 
 def reset_runtime() -> None:
     """Forget the collaborators (tests change settings between sessions of workers)."""
-    global _runtime
+    global _runtime, _webhook_requests
     if _runtime is not None:
         close_runtime(_runtime[1])
     _runtime = None
+    _webhook_requests = None
+
+
+_webhook_requests: tuple[int, WebhookRequests] | None = None
+
+
+def webhook_requests_of_process() -> WebhookRequests:
+    """This process's webhook_requests.WebhookRequests (its Redis client built after a fork)."""
+    global _webhook_requests
+    if _webhook_requests is None or _webhook_requests[0] != os.getpid():
+        built = webhook_requests.from_settings(get_settings(), enqueue_webhook_processing)
+        _webhook_requests = (os.getpid(), built)
+    return _webhook_requests[1]
 
 
 @celery_app.task(name="strava.sync_runner", bind=True, acks_late=True)
@@ -85,12 +107,17 @@ def tick() -> dict[str, object]:
 @celery_app.task(name="strava.process_webhooks", bind=True, acks_late=True)
 def process_webhooks(self: Task[Any, Any], runner_id: str) -> dict[str, Any]:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    report = webhook_processing.process_runner_events(
+    runner = uuid.UUID(runner_id)
+    requests = webhook_requests_of_process()
+    # Before the claim: an event stored from now on asks for a task of its own.
+    requests.clear(runner)
+    report = webhook_processing.drain_runner_events(
         runtime(),
-        uuid.UUID(runner_id),
+        runner,
         enqueue_sync=enqueue_sync,
         burst_threshold=get_settings().webhook_burst_threshold,
         redelivered=redelivered,
+        request_more=requests.request,
     )
     return report.summary()
 

@@ -1,17 +1,19 @@
 """Processing a runner's webhook events from the inbox (docs/strava.md §5; issue 11). The task
 carries the runner id only; everything else is read from the inbox.
 
-One pass (`process_runner_events`):
+A task (`drain_runner_events`) runs up to DRAIN_PASSES passes of DRAIN_BATCH events, then asks
+for another task if events are still due. One pass (`process_runner_events`):
 
-1. **claim** the runner's due events (`processing`, SKIP LOCKED: two workers never process the
-   same events), in a transaction of its own;
+1. **claim** the runner's due events (`processing`, one UPDATE .. RETURNING choosing them with
+   SKIP LOCKED: two workers never process the same events), in a transaction of its own;
 2. more than WEBHOOK_BURST_THRESHOLD activity reads → **one window listing** (a sync run with
    trigger `webhook`) instead of N reads; the events are settled `coalesced`;
-3. per activity (several events for one activity cost one read): `delete` → the workout goes, no
-   read; `create`/`update` → `GET /activities/{id}` through the shared rate budget, then the window
-   rules: outside the SYNC_WINDOW_DAYS window, or private without `activity:read_all` → not kept
-   (deleted if stored); 404 → deleted if stored. Each write and its events' settlement are one
-   transaction with the link locked and re-checked (an unlink that committed first wins);
+3. activities with a `delete` event → their workouts go, no read, all in one transaction; then
+   per activity (several events for one activity cost one read): `create`/`update` →
+   `GET /activities/{id}` through the shared rate budget, then the window rules: outside the
+   SYNC_WINDOW_DAYS window, or private without `activity:read_all` → not kept (deleted if
+   stored); 404 → deleted if stored. Each write and its events' settlement are one transaction
+   with the link locked and re-checked (an unlink that committed first wins);
 4. a deauthorization (`athlete`, `authorized=false`) is a hint: Strava does not sign events, so it
    is confirmed with the link's own tokens (`GET /athlete`, refreshing if needed). Refused →
    `revoke` (tokens, athlete and Strava workouts deleted; status `revoked`). Accepted → forged:
@@ -95,6 +97,9 @@ MAX_RETRY_DELAY = timedelta(hours=1)
 # After this many failed attempts (Strava down all along), an event is `failed`: the next
 # reconciliation listing brings the activity anyway.
 MAX_ATTEMPTS = 12
+# A task drains at most DRAIN_PASSES claims of DRAIN_BATCH events, then asks for another task.
+DRAIN_PASSES = 4
+DRAIN_BATCH = 500
 
 
 class EventOutcome(StrEnum):
@@ -152,9 +157,20 @@ class ProcessReport:
     claimed: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     strava_requests: int = 0
+    # The pass stopped early: what was left waits (a spent budget, a listing under way).
+    waited: bool = False
+    passes: int = 0
 
     def count(self, outcome: str, n: int = 1) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+
+    def add(self, other: ProcessReport) -> None:
+        self.claimed += other.claimed
+        for outcome, n in other.outcomes.items():
+            self.count(outcome, n)
+        self.strava_requests += other.strava_requests
+        self.waited = self.waited or other.waited
+        self.passes += 1
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -186,6 +202,44 @@ class _Pass:
     grant: tokens.AccessGrant | None = None
 
 
+def drain_runner_events(
+    runtime: StravaRuntime,
+    runner_id: uuid.UUID,
+    *,
+    enqueue_sync: Enqueue | Callable[[uuid.UUID], None],
+    burst_threshold: int = 10,
+    redelivered: bool = False,
+    passes: int = DRAIN_PASSES,
+    batch: int = DRAIN_BATCH,
+    request_more: Callable[[uuid.UUID], object] | None = None,
+) -> ProcessReport:
+    """The task's whole body: passes of `process_runner_events` (up to `batch` events each)
+    until the runner's due events are done, a pass had to wait, or `passes` ran; events still
+    due then are asked for again (`request_more`: another task, not this one growing without
+    bound). The caller cleared the runner's request flag first (webhook_requests.py)."""
+    total = ProcessReport()
+    for index in range(passes):
+        report = process_runner_events(
+            runtime,
+            runner_id,
+            enqueue_sync=enqueue_sync,
+            burst_threshold=burst_threshold,
+            redelivered=redelivered and index == 0,
+            limit=batch,
+        )
+        total.add(report)
+        if report.claimed < batch or report.waited:
+            return total
+    if request_more is not None:
+        try:
+            request_more(runner_id)
+        except Exception as exc:  # the beat re-drives what is left
+            log.warning(
+                "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
+            )
+    return total
+
+
 def process_runner_events(
     runtime: StravaRuntime,
     runner_id: uuid.UUID,
@@ -193,9 +247,10 @@ def process_runner_events(
     enqueue_sync: Enqueue | Callable[[uuid.UUID], None],
     burst_threshold: int = 10,
     redelivered: bool = False,
+    limit: int = DRAIN_BATCH,
 ) -> ProcessReport:
-    """Process every due inbox event of one runner (the task's whole body). A redelivered task
-    (its worker died) takes over the events that worker left in `processing`."""
+    """One pass over the runner's due inbox events (at most `limit`). A redelivered task (its
+    worker died) takes over the events that worker left in `processing`."""
     report = ProcessReport()
     now = utcnow()
     with session_scope(runtime.sessions) as session:
@@ -205,6 +260,7 @@ def process_runner_events(
             now,
             take_over=redelivered,
             stale_before=now - timedelta(seconds=runtime.lease_seconds),
+            limit=limit,
         )
         claimed = [ClaimedEvent.of(row) for row in rows]
         link = get_link(session, runner_id)
@@ -251,10 +307,16 @@ def process_runner_events(
         reads = {e.object_id for e in activity_events if e.aspect_type != AspectType.DELETE}
         if len(reads) > burst_threshold:
             remaining = _coalesce(work, activity_events, enqueue_sync)
+        # Activities deleted at Strava need no read: their workouts go in one transaction.
+        deleted = {e.object_id for e in remaining if e.aspect_type == AspectType.DELETE}
+        if deleted:
+            _write_deleted(work, [e for e in remaining if e.object_id in deleted])
+            remaining = [e for e in remaining if e.object_id not in deleted]
         for object_id, events in _by_activity(remaining):
             _process_activity(work, object_id, events)
             remaining = [e for e in remaining if e.object_id != object_id]
     except _Wait as wait:
+        report.waited = True
         _defer(runtime, remaining, wait.until, wait.outcome, report)
     except SoftTimeLimitExceeded:
         # Out of time (the task's soft limit, docs/architecture.md): what is not settled waits
@@ -302,9 +364,9 @@ def _coalesce(
             # A listing already under way may have passed these activities: wait for a new one.
             raise _Wait(utcnow() + RETRY_DELAY, EventOutcome.SYNC_RUNNING)
         settled = [e for e in reads if e.object_id not in deleted]
-        now = utcnow()
-        for event in settled:
-            inbox.settle(session, event.id, EventState.DONE, EventOutcome.COALESCED, now)
+        inbox.settle_many(
+            session, [e.id for e in settled], EventState.DONE, EventOutcome.COALESCED, utcnow()
+        )
     _observe(settled, EventOutcome.COALESCED, work.report)
     return [e for e in events if e.object_id in deleted]
 
@@ -417,18 +479,17 @@ def _write(
     with session_scope(work.runtime.sessions) as session:
         link = tokens.lock_link(session, work.link_id)
         now = utcnow()
+        ids = [event.id for event in events]
         if link is None or link.runner_id != work.runner_id:
-            for event in events:
-                inbox.settle(session, event.id, EventState.IGNORED, EventOutcome.NOT_LINKED, now)
+            inbox.settle_many(session, ids, EventState.IGNORED, EventOutcome.NOT_LINKED, now)
             outcome = EventOutcome.NOT_LINKED
         else:
             if activity is not None:
                 upserted = upsert_workouts(session, work.runner_id, [activity], now)
                 inserted = bool(upserted.inserted or upserted.updated)
             else:
-                _delete_workout(session, work.runner_id, object_id)
-            for event in events:
-                inbox.settle(session, event.id, EventState.DONE, outcome, now)
+                _delete_workouts(session, work.runner_id, [object_id])
+            inbox.settle_many(session, ids, EventState.DONE, outcome, now)
     committed = utcnow()
     for event in events:
         freshness = (committed - event.event_time).total_seconds() if inserted else None
@@ -436,12 +497,29 @@ def _write(
     work.report.count(outcome, len(events))
 
 
-def _delete_workout(session: Session, runner_id: uuid.UUID, object_id: int) -> None:
+def _write_deleted(work: _Pass, events: list[ClaimedEvent]) -> None:
+    """Activities deleted at Strava (every event given is of one): their workouts deleted and
+    their events settled `deleted`, in one transaction with the link locked and re-checked."""
+    with session_scope(work.runtime.sessions) as session:
+        link = tokens.lock_link(session, work.link_id)
+        ids = [event.id for event in events]
+        now = utcnow()
+        if link is None or link.runner_id != work.runner_id:
+            inbox.settle_many(session, ids, EventState.IGNORED, EventOutcome.NOT_LINKED, now)
+            outcome = EventOutcome.NOT_LINKED
+        else:
+            _delete_workouts(session, work.runner_id, sorted({e.object_id for e in events}))
+            inbox.settle_many(session, ids, EventState.DONE, EventOutcome.DELETED, now)
+            outcome = EventOutcome.DELETED
+    _observe(events, outcome, work.report)
+
+
+def _delete_workouts(session: Session, runner_id: uuid.UUID, object_ids: list[int]) -> None:
     session.execute(
         delete(Workout).where(
             Workout.runner_id == runner_id,
             Workout.source == Source.STRAVA,
-            Workout.source_id == object_id,
+            Workout.source_id.in_(object_ids),
         )
     )
 
@@ -511,9 +589,7 @@ def _settle(
     if not events:
         return
     with session_scope(runtime.sessions) as session:
-        now = utcnow()
-        for event in events:
-            inbox.settle(session, event.id, state, outcome, now)
+        inbox.settle_many(session, [event.id for event in events], state, outcome, utcnow())
     _observe(events, outcome, report)
 
 

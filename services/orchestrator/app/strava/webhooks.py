@@ -9,10 +9,12 @@
   An event for another subscription than the recorded one (subscriptions.py; none recorded →
   any is taken) or an athlete we do not know is acknowledged and ignored
   (200: Strava would only retry it), a malformed one is a 400 `invalid_request`; all are
-  counted. A valid event is written to the inbox (app/inbox) and committed, and only then is
-  the runner's processing task sent (webhook_processing.py does the Strava work, never this
-  request). If the database cannot take the event the answer is 503, so that Strava retries:
-  an acknowledged event is never lost.
+  counted. A valid event is written to the inbox (app/inbox) by ONE autocommit statement that
+  also resolves the owner and checks the subscription (`inbox.store_owned`), and only once it is
+  durable is the runner's processing requested (webhook_requests.py: one task per runner per
+  burst; webhook_processing.py does the Strava work, never this request). If the database
+  cannot take the event the answer is 503, so that Strava retries: an acknowledged event is
+  never lost.
 """
 
 from __future__ import annotations
@@ -24,18 +26,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import partial
+from functools import lru_cache
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.codes import Source
 from app.config import Settings
-from app.db import after_commit, session_scope
+from app.db import autocommit_engine_of
 from app.errors import (
     InvalidRequest,
     NotFound,
@@ -43,6 +45,7 @@ from app.errors import (
     WebhookVerificationFailed,
 )
 from app.inbox import service as inbox
+from app.inbox.models import StoreOutcome
 from app.security import KeyRing
 from app.strava import metrics
 from app.strava.models import PushSubscriptionRecord, StravaLink
@@ -189,71 +192,87 @@ class Intake:
     outcome: IntakeOutcome
     runner_id: uuid.UUID | None = None
 
+    @property
+    def to_process(self) -> uuid.UUID | None:
+        """The runner whose processing to ask for: a new event was stored for it."""
+        return self.runner_id if self.outcome == IntakeOutcome.STORED else None
+
     def body(self) -> dict[str, str]:
         return {"status": self.outcome}
 
 
-def runner_for_athlete(session: Session, keyring: KeyRing, athlete_id: int) -> uuid.UUID | None:
-    """Our runner linked to this Strava athlete, found by the link's blind index (every key)."""
-    indexes = keyring.blind_indexes(str(athlete_id))
-    return session.scalar(
-        select(StravaLink.runner_id).where(StravaLink.athlete_index.in_(indexes)).limit(1)
+@lru_cache
+def _intake_statements(dialect: str, keys: int) -> inbox.OwnedStore:
+    """The intake's statements for a dialect and a key ring of `keys` keys, built once: the
+    runner linked to the athlete, found by the link's blind index under every key
+    (`athlete_index_<n>`), and the subscription check (`subscription_id`)."""
+    owner = select(StravaLink.runner_id).where(
+        or_(*(StravaLink.athlete_index == bindparam(f"athlete_index_{n}") for n in range(keys)))
+    )
+    return inbox.owned_store(dialect, owner, _of_our_subscription())
+
+
+def _of_our_subscription() -> ColumnElement[bool]:
+    """Whether the event belongs to the subscription recorded by `orchestrator strava-webhook
+    subscribe` (a one-row table, read inside the intake's statement). With none recorded the
+    event is taken: only Strava knows the callback URL (its secret segment), and Strava may
+    deliver before the subscription is recorded (docs/contract.md §3.2)."""
+    recorded = select(PushSubscriptionRecord.id)
+    return or_(
+        ~recorded.exists(),
+        recorded.where(PushSubscriptionRecord.id == bindparam("subscription_id")).exists(),
     )
 
 
-def _of_our_subscription(session: Session, subscription_id: int) -> bool:
-    """Whether the event belongs to the subscription recorded by `orchestrator strava-webhook
-    subscribe` (one primary-key read of a one-row table, in the event's own transaction). With
-    none recorded the event is taken: only Strava knows the callback URL (its secret segment),
-    and Strava may deliver before the subscription is recorded (docs/contract.md §3.2)."""
-    recorded = session.scalar(select(PushSubscriptionRecord.id).limit(1))
-    return recorded is None or recorded == subscription_id
+_OUTCOMES = {
+    StoreOutcome.STORED: IntakeOutcome.STORED,
+    StoreOutcome.DUPLICATE: IntakeOutcome.DUPLICATE,
+    StoreOutcome.NO_OWNER: IntakeOutcome.UNKNOWN_ATHLETE,
+    StoreOutcome.NOT_ADMITTED: IntakeOutcome.UNKNOWN_SUBSCRIPTION,
+}
 
 
 def receive_event(
     body: bytes,
     *,
-    sessions: sessionmaker[Session],
+    sessions: Callable[[], Session],
     keyring: KeyRing,
-    enqueue: Callable[[uuid.UUID], None],
 ) -> Intake:
-    """Parse, resolve, store and commit one event; the processing task is sent after the commit.
-    Its own short transaction: the answer must say whether the event is durable."""
+    """Parse, resolve and store one event in one autocommit statement (inbox.store_owned: the
+    owner and the subscription are checked inside it). The answer must say whether the event is
+    durable, and only a committed event is acknowledged; the caller then asks for its
+    processing (`request_processing`, after the answer: not on the ack's path)."""
     started = time.perf_counter()
     event = parse_event(body)
-    now = utcnow()
+    content = event.model_dump(mode="json")
+    pushed = inbox.PushedEvent(
+        source=Source.STRAVA,
+        dedupe_key=inbox.dedupe_key(keyring, Source.STRAVA, content),
+        object_type=event.object_type,
+        object_id=event.object_id,
+        aspect_type=event.aspect_type,
+        updates=event.sanitised_updates(),
+        event_time=datetime.fromtimestamp(event.event_time, UTC),
+    )
+    indexes = keyring.blind_indexes(str(event.owner_id))
+    params: dict[str, object] = {"subscription_id": event.subscription_id}
+    params.update({f"athlete_index_{n}": index for n, index in enumerate(indexes)})
     try:
-        with session_scope(sessions) as session:
-            if not _of_our_subscription(session, event.subscription_id):
-                return _counted(event, Intake(IntakeOutcome.UNKNOWN_SUBSCRIPTION), started)
-            runner_id = runner_for_athlete(session, keyring, event.owner_id)
-            if runner_id is None:
-                return _counted(event, Intake(IntakeOutcome.UNKNOWN_ATHLETE), started)
-            content = event.model_dump(mode="json")
-            stored = inbox.store(
-                session,
-                inbox.NewEvent(
-                    source=Source.STRAVA,
-                    dedupe_key=inbox.dedupe_key(keyring, Source.STRAVA, content),
-                    runner_id=runner_id,
-                    object_type=event.object_type,
-                    object_id=event.object_id,
-                    aspect_type=event.aspect_type,
-                    updates=event.sanitised_updates(),
-                    event_time=datetime.fromtimestamp(event.event_time, UTC),
-                ),
-                now,
+        with autocommit_engine_of(sessions).connect() as connection:
+            stored = inbox.store_owned(
+                connection,
+                _intake_statements(connection.dialect.name, len(indexes)),
+                pushed,
+                params=params,
+                now=utcnow(),
             )
-            if stored:
-                after_commit(session, partial(_send, enqueue, runner_id))
     except SQLAlchemyError as exc:
         metrics.observe_webhook_event(event.object_type, event.aspect_type, "unavailable")
         log.warning("strava.webhook_unavailable", error=type(exc).__name__)
         raise ServiceUnavailable(
             "The event cannot be stored right now; retry it.", retry_after=5
         ) from exc
-    outcome = IntakeOutcome.STORED if stored else IntakeOutcome.DUPLICATE
-    return _counted(event, Intake(outcome, runner_id), started)
+    return _counted(event, Intake(_OUTCOMES[stored.outcome], stored.runner_id), started)
 
 
 def _counted(event: WebhookEventIn, intake: Intake, started: float) -> Intake:
@@ -270,10 +289,11 @@ def _counted(event: WebhookEventIn, intake: Intake, started: float) -> Intake:
     return intake
 
 
-def _send(enqueue: Callable[[uuid.UUID], None], runner_id: uuid.UUID) -> None:
-    """Never raises: the event is durable, and the tick re-drives a runner whose task was lost."""
+def request_processing(request: Callable[[uuid.UUID], object], runner_id: uuid.UUID) -> None:
+    """Ask for the runner's processing task once its event is stored (webhook_requests.py).
+    Never raises: the event is durable, and the tick re-drives a runner whose task was lost."""
     try:
-        enqueue(runner_id)
+        request(runner_id)
     except Exception as exc:
         log.warning(
             "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
