@@ -24,6 +24,12 @@ from fastapi import Depends
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import (
     DeclarativeBase,
     InstrumentedAttribute,
@@ -239,6 +245,29 @@ def autocommit_engine_of(sessions: Callable[[], Session]) -> Engine:
             found = session.get_bind()
         bind = found if isinstance(found, Engine) else found.engine
     return autocommit_engine_for(bind)
+
+
+def make_read_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine | None:
+    """The API's async engine for the reads the app polls (the status, the profile summary), on
+    psycopg's async driver: those routes run on the event loop, with no thread-pool hop. Each
+    statement in autocommit (no BEGIN, no COMMIT, no transaction held), idle connections pinged
+    as `make_engine`'s. A pool of its own, bounded like the other (admit_session counts both).
+    None for SQLite (embedded mode), whose reads take the thread pool (app.deps.Reader)."""
+    if url.startswith("sqlite"):
+        return None
+    engine = create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        **postgres_engine_arguments(options or EngineOptions()),
+    )
+    ping_idle_connections(engine.sync_engine, PING_IDLE_AFTER_S)
+    return engine
+
+
+def async_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Read-only sessions (ReadOnlySession underneath: writes refused) on `make_read_engine`'s
+    engine; the work runs in `AsyncSession.run_sync`, sync code on the event loop."""
+    return async_sessionmaker(engine, sync_session_class=ReadOnlySession, expire_on_commit=False)
 
 
 def get_engine() -> Engine:

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -59,20 +60,27 @@ RunnerIdDep = Annotated[uuid.UUID, Depends(current_runner_id)]
 class Reader:
     """An authenticated read, for the routes the app polls (status, profile summary).
 
-    `await reader(work)` checks the bearer token and runs `work(session, runner_id)` on a
-    read-only session (app.db.ReadOnlySession: autocommit, nothing to commit), both in ONE
-    thread-pool hop. The same route on SessionDep + RunnerIdDep takes five hops (the session's
-    set-up and tear-down, the token, the route, its response) and a BEGIN/COMMIT pair."""
+    `await reader(work)` runs `work(session, token)` on a read-only session
+    (app.db.ReadOnlySession: autocommit, nothing to commit, writes refused). The work checks the
+    bearer token in its first statement (app.runners.service.LIVE_SESSION joined into the read),
+    not in a round trip of its own. On PostgreSQL the session runs on psycopg's async driver
+    (`AsyncSession.run_sync`: the sync work on the event loop, each statement awaited), with no
+    thread-pool hop; on SQLite, or before the app started, one thread-pool hop."""
 
-    sessions: sessionmaker[ReadOnlySession]
+    sessions: async_sessionmaker[AsyncSession] | sessionmaker[ReadOnlySession]
     token: str
 
-    async def __call__(self, work: Callable[[Session, uuid.UUID], _T]) -> _T:
-        return await run_in_threadpool(self._run, work)
+    async def __call__(self, work: Callable[[Session, str], _T]) -> _T:
+        if isinstance(self.sessions, async_sessionmaker):
+            async with self.sessions() as session:
+                return await session.run_sync(work, self.token)
+        return await run_in_threadpool(self._run, self.sessions, work)
 
-    def _run(self, work: Callable[[Session, uuid.UUID], _T]) -> _T:
-        with self.sessions() as session:
-            return work(session, runners.authenticate(session, self.token))
+    def _run(
+        self, sessions: sessionmaker[ReadOnlySession], work: Callable[[Session, str], _T]
+    ) -> _T:
+        with sessions() as session:
+            return work(session, self.token)
 
 
 async def get_reader(
@@ -81,8 +89,11 @@ async def get_reader(
     _: Annotated[None, Depends(admit_session, scope="function")],
 ) -> Reader:
     """A read is admitted like any session (app.db.admit_session: no more sessions than the
-    pool has connections)."""
-    sessions: sessionmaker[ReadOnlySession] = request.app.state.read_sessions
+    pool has connections). The async sessions exist once the app started (its lifespan)."""
+    state = request.app.state
+    sessions: async_sessionmaker[AsyncSession] | sessionmaker[ReadOnlySession] = (
+        getattr(state, "async_read_sessions", None) or state.read_sessions
+    )
     return Reader(sessions, bearer_token(credentials))
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from functools import partial
 
 from fastapi import APIRouter, Response
@@ -37,20 +36,18 @@ def delete_profile(
 async def get_summary(
     read: ReaderDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
-    def summary(session: Session, runner_id: uuid.UUID) -> ProfileSummary:
-        profile = runners.get_profile(session, runner_id)
-        # One query of the workouts serves the training figures and the status's window count.
+    def summary(session: Session, token: str) -> ProfileSummary:
+        # Two statements: the token, the status and the profile; then the workouts, whose one
+        # query serves the training figures and the status's window count.
+        row = strava.read_status_and_profile(session, token)
+        profile = runners.profile_from_row(row)
         workouts = training.summary(
-            session, runner_id, profile, window_days=settings.sync_window_days
+            session, row.runner_id, profile, window_days=settings.sync_window_days
         )
         return ProfileSummary(
             profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
-            strava=strava.get_status(
-                session,
-                runner_id,
-                keyring,
-                window_days=settings.sync_window_days,
-                workouts_in_window=workouts.workouts_in_window,
+            strava=strava.render_status(
+                row, keyring, workouts_in_window=workouts.workouts_in_window
             ),
             training=workouts.distance,
             load=workouts.load,

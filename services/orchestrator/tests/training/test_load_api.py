@@ -15,14 +15,14 @@ import pytest
 import time_machine
 from app.clock import utcnow
 from app.config import Settings
-from app.db import engine_for, session_scope
+from app.db import session_scope
 from app.strava.runtime import StravaRuntime
 from app.strava.sync import run_sync
 from app.training.service import runner_zone
 from app.workouts.models import Workout
 from factories import Runner, add_workout, linked_runner, new_runner
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import Engine, delete, event, func, select
 from strava_emulator.testing import EmulatorHandle
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -408,12 +408,12 @@ def test_the_summary_reads_the_workouts_once_without_their_json(
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    engine = engine_for(settings.database_url)
-    event.listen(engine, "before_cursor_execute", record)
+    # Every engine: the summary reads on the API's async engine (app.db.make_read_engine).
+    event.listen(Engine, "before_cursor_execute", record)
     try:
         response = runner.get("/api/v1/profile/summary")
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
     assert response.status_code == 200, response.text
     on_workouts = [statement for statement in statements if "FROM workouts" in statement]
     assert len(on_workouts) == 1, on_workouts
