@@ -21,15 +21,10 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event, select, update
+from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
     InstrumentedAttribute,
@@ -132,11 +127,17 @@ def api_thread_tokens(options: EngineOptions) -> int:
     return options.pool_capacity + SPARE_API_THREADS
 
 
-def postgres_engine_arguments(options: EngineOptions) -> dict[str, Any]:
-    """create_engine's arguments for PostgreSQL (psycopg 3): the pool and the timeouts."""
+def postgres_engine_arguments(options: EngineOptions, *, read_only: bool = False) -> dict[str, Any]:
+    """create_engine's arguments for PostgreSQL (psycopg 3): the pool and the timeouts; with
+    `read_only`, every transaction of the connection is READ ONLY (the server refuses writes)."""
     connect_args: dict[str, Any] = {"connect_timeout": options.connect_timeout_s}
+    server_options = []
     if options.statement_timeout_s is not None:
-        connect_args["options"] = f"-c statement_timeout={int(options.statement_timeout_s * 1000)}"
+        server_options.append(f"-c statement_timeout={int(options.statement_timeout_s * 1000)}")
+    if read_only:
+        server_options.append("-c default_transaction_read_only=on")
+    if server_options:
+        connect_args["options"] = " ".join(server_options)
     return {
         # No pre-ping per checkout (a round trip per request): idle connections only, below.
         "pool_recycle": POOL_RECYCLE_S,
@@ -195,6 +196,10 @@ def sessionmaker_for(url: str, options: EngineOptions | None = None) -> sessionm
     return sessionmaker(bind=engine_for(url, options), expire_on_commit=False)
 
 
+# What a read runs its statements on: a session, or a connection (the polled reads).
+Reads = Session | Connection
+
+
 class ReadOnlyError(RuntimeError):
     """A write was attempted through a ReadOnlySession: a bug, never a runner's doing."""
 
@@ -249,25 +254,21 @@ def autocommit_engine_of(sessions: Callable[[], Session]) -> Engine:
 
 def make_read_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine | None:
     """The API's async engine for the reads the app polls (the status, the profile summary), on
-    psycopg's async driver: those routes run on the event loop, with no thread-pool hop. Each
-    statement in autocommit (no BEGIN, no COMMIT, no transaction held), idle connections pinged
-    as `make_engine`'s. A pool of its own, bounded like the other (admit_session counts both).
-    None for SQLite (embedded mode), whose reads take the thread pool (app.deps.Reader)."""
+    psycopg's async driver: those routes run on the event loop, with no thread-pool hop (see
+    app.deps.Reader). Each statement in autocommit (no BEGIN, no COMMIT, no transaction held)
+    and read-only on the server (a write is refused by PostgreSQL); idle connections pinged as
+    `make_engine`'s. A pool of its own with the same bounds: admit_session admits no more
+    requests than one pool holds, across both. None for SQLite (embedded mode), whose reads
+    take the thread pool."""
     if url.startswith("sqlite"):
         return None
     engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",
-        **postgres_engine_arguments(options or EngineOptions()),
+        **postgres_engine_arguments(options or EngineOptions(), read_only=True),
     )
     ping_idle_connections(engine.sync_engine, PING_IDLE_AFTER_S)
     return engine
-
-
-def async_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Read-only sessions (ReadOnlySession underneath: writes refused) on `make_read_engine`'s
-    engine; the work runs in `AsyncSession.run_sync`, sync code on the event loop."""
-    return async_sessionmaker(engine, sync_session_class=ReadOnlySession, expire_on_commit=False)
 
 
 def get_engine() -> Engine:

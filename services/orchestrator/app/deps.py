@@ -12,12 +12,12 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.db import ReadOnlySession, admit_session, get_session
+from app.db import ReadOnlySession, Reads, admit_session, get_session
 from app.errors import RateLimited, Unauthenticated
 from app.runners import service as runners
 from app.security import KeyRing
@@ -60,26 +60,26 @@ RunnerIdDep = Annotated[uuid.UUID, Depends(current_runner_id)]
 class Reader:
     """An authenticated read, for the routes the app polls (status, profile summary).
 
-    `await reader(work)` runs `work(session, token)` on a read-only session
-    (app.db.ReadOnlySession: autocommit, nothing to commit, writes refused). The work checks the
-    bearer token in its first statement (app.runners.service.LIVE_SESSION joined into the read),
-    not in a round trip of its own. On PostgreSQL the session runs on psycopg's async driver
-    (`AsyncSession.run_sync`: the sync work on the event loop, each statement awaited), with no
-    thread-pool hop; on SQLite, or before the app started, one thread-pool hop."""
+    `await reader(work)` runs `work(reads, token)`, where the work checks the bearer token in
+    its first statement (app.runners.service.LIVE_SESSION joined into the read), not in a round
+    trip of its own. On PostgreSQL, `reads` is a connection of the async read engine
+    (app.db.make_read_engine: autocommit, read-only on the server) and the work runs on the
+    event loop (`AsyncConnection.run_sync`: sync code, each statement awaited on psycopg's async
+    driver), with no thread-pool hop. On SQLite, or before the app started, it is a
+    ReadOnlySession (autocommit, writes refused) in one thread-pool hop."""
 
-    sessions: async_sessionmaker[AsyncSession] | sessionmaker[ReadOnlySession]
+    engine: AsyncEngine | None
+    sessions: sessionmaker[ReadOnlySession]
     token: str
 
-    async def __call__(self, work: Callable[[Session, str], _T]) -> _T:
-        if isinstance(self.sessions, async_sessionmaker):
-            async with self.sessions() as session:
-                return await session.run_sync(work, self.token)
-        return await run_in_threadpool(self._run, self.sessions, work)
+    async def __call__(self, work: Callable[[Reads, str], _T]) -> _T:
+        if self.engine is not None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work, self.token)
+        return await run_in_threadpool(self._run, work)
 
-    def _run(
-        self, sessions: sessionmaker[ReadOnlySession], work: Callable[[Session, str], _T]
-    ) -> _T:
-        with sessions() as session:
+    def _run(self, work: Callable[[Reads, str], _T]) -> _T:
+        with self.sessions() as session:
             return work(session, self.token)
 
 
@@ -89,12 +89,10 @@ async def get_reader(
     _: Annotated[None, Depends(admit_session, scope="function")],
 ) -> Reader:
     """A read is admitted like any session (app.db.admit_session: no more sessions than the
-    pool has connections). The async sessions exist once the app started (its lifespan)."""
+    pool has connections). The async engine exists while the app runs (made in its lifespan)."""
     state = request.app.state
-    sessions: async_sessionmaker[AsyncSession] | sessionmaker[ReadOnlySession] = (
-        getattr(state, "async_read_sessions", None) or state.read_sessions
-    )
-    return Reader(sessions, bearer_token(credentials))
+    engine: AsyncEngine | None = getattr(state, "read_engine", None)
+    return Reader(engine, state.read_sessions, bearer_token(credentials))
 
 
 ReaderDep = Annotated[Reader, Depends(get_reader)]

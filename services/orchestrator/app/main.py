@@ -25,7 +25,6 @@ from app.config import Settings, get_settings
 from app.db import (
     EngineOptions,
     api_thread_tokens,
-    async_read_sessionmaker,
     engine_for,
     make_read_engine,
     read_sessionmaker_for,
@@ -136,11 +135,10 @@ def create_app(
         # lifespans at once, e.g. two TestClients.)
         # The polled reads' async engine belongs to this event loop: made here, disposed below.
         read_engine = make_read_engine(settings.database_url, engine_options)
-        if read_engine is not None:
-            app.state.async_read_sessions = async_read_sessionmaker(read_engine)
+        app.state.read_engine = read_engine
         freeze_start_up_objects()
         yield
-        app.state.async_read_sessions = None
+        app.state.read_engine = None
         if read_engine is not None:
             await read_engine.dispose()
         http.close()

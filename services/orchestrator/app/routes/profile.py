@@ -3,8 +3,8 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import APIRouter, Response
-from sqlalchemy.orm import Session
 
+from app.db import Reads
 from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep
 from app.routes.strava import StravaClientDep
 from app.runners import service as runners
@@ -36,7 +36,7 @@ def delete_profile(
 async def get_summary(
     read: ReaderDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
-    def summary(session: Session, token: str) -> ProfileSummary:
+    def summary(session: Reads, token: str) -> ProfileSummary:
         # Two statements: the token, the status and the profile; then the workouts, whose one
         # query serves the training figures and the status's window count.
         row = strava.read_status_and_profile(session, token)

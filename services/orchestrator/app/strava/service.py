@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
 from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode, Updates
-from app.db import session_scope
+from app.db import Reads, session_scope
 from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit, Unauthenticated
 from app.runners import service as runners
 from app.runners.models import Runner
@@ -284,9 +284,7 @@ def get_status(
     return render_status(row, keyring)
 
 
-def read_status(
-    session: Session, token: str, keyring: KeyRing, *, window_days: int
-) -> StravaStatus:
+def read_status(session: Reads, token: str, keyring: KeyRing, *, window_days: int) -> StravaStatus:
     """GET /strava/status: the runner of a live bearer token and their status, in one statement
     (an unknown or expired token is Unauthenticated)."""
     parameters = runners.live_session_parameters(token)
@@ -297,7 +295,7 @@ def read_status(
     return render_status(row, keyring)
 
 
-def read_status_and_profile(session: Session, token: str) -> Row[Any]:
+def read_status_and_profile(session: Reads, token: str) -> Row[Any]:
     """The profile summary's first statement: the runner of a live bearer token, their status
     (render it with `render_status`, given the window's count) and their profile
     (runners.profile_from_row). An unknown or expired token is Unauthenticated."""

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
+from app.db import Reads
 from app.runners import service as runners
 from app.runners.models import Profile
 from app.training.model import CTL_DAYS, TrainingLoadModel, training_load_model
@@ -81,7 +82,7 @@ _HISTORY = select(*_COLUMNS).where(
 
 
 def _read_history(
-    session: Session, runner_id: uuid.UUID, now: datetime, zone: tzinfo
+    session: Reads, runner_id: uuid.UUID, now: datetime, zone: tzinfo
 ) -> list[_Stored]:
     """The one query: the model's columns of the runner's workouts of the history limit."""
     since = now - timedelta(days=HISTORY_LIMIT_DAYS + 1)
@@ -194,7 +195,7 @@ class TrainingSummary:
 
 
 def summary(
-    session: Session, runner_id: uuid.UUID, profile: Profile | None, *, window_days: int
+    session: Reads, runner_id: uuid.UUID, profile: Profile | None, *, window_days: int
 ) -> TrainingSummary:
     now = utcnow()
     zone = runner_zone(profile.timezone if profile else None)
