@@ -4,14 +4,19 @@ access log. Speed itself is measured by bench/api.py, never here."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
+from app.clock import utcnow
 from app.config import Settings
-from app.db import ReadOnlyError, make_engine, read_sessionmaker_for
+from app.db import EngineOptions, ReadOnlyError, engine_for, make_engine, read_sessionmaker_for
 from app.main import create_app
 from app.runners.models import Runner
 from app.strava.models import StravaLink
@@ -245,3 +250,76 @@ def test_a_defect_is_a_json_500_that_does_not_echo_the_exception(
     assert "secret-value" not in response.text
     logs = capfd.readouterr()
     assert "http.internal_error" in logs.out + logs.err
+
+
+def test_the_polled_reads_run_on_the_async_driver(api: TestClient, athlete: dict[str, Any]) -> None:
+    """Status and summary read on the event loop (app.db.make_read_engine), not in a thread."""
+    runner = linked_runner(api, athlete["id"])
+    drivers: list[bool] = []
+
+    def record(connection: Any, *_: Any) -> None:
+        drivers.append(connection.dialect.is_async)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        assert runner.get("/api/v1/strava/status").status_code == 200
+        assert runner.get("/api/v1/profile/summary").status_code == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert drivers == [True, True, True]
+
+
+def test_the_polled_reads_connection_refuses_writes_on_the_server(settings: Settings) -> None:
+    from app.db import make_read_engine
+    from sqlalchemy.exc import InternalError
+
+    async def write() -> None:
+        engine = make_read_engine(settings.database_url)
+        assert engine is not None
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(update(StravaLink).values(scopes="read"))
+        finally:
+            await engine.dispose()
+
+    with pytest.raises(InternalError, match="read-only transaction"):
+        asyncio.run(write())
+
+
+def test_an_expired_token_reads_no_summary(api: TestClient, settings: Settings) -> None:
+    runner = new_runner(api)
+    lifetime = timedelta(seconds=settings.session_ttl_seconds)
+
+    with time_machine.travel(utcnow() + lifetime - timedelta(minutes=5), tick=False):
+        assert runner.get("/api/v1/profile/summary").status_code == 200
+    with time_machine.travel(utcnow() + lifetime + timedelta(minutes=5), tick=False):
+        expired = runner.get("/api/v1/profile/summary")
+
+    assert expired.status_code == 401
+    assert expired.json()["error"] == "unauthenticated"
+
+
+def test_the_polled_reads_work_on_the_embedded_database(settings: Settings, tmp_path: Path) -> None:
+    """SQLite has no async driver here: the reads take one thread-pool hop, same answers."""
+    from app.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'embedded.db'}"
+    upgrade(url)
+    embedded = settings.model_copy(update={"database_url": url})
+    with TestClient(create_app(embedded, enqueue_sync=lambda _: None)) as client:
+        runner = new_runner(client, name="Embedded Runner")
+        status = runner.get("/api/v1/strava/status")
+        summary = runner.get("/api/v1/profile/summary")
+        refused = client.get(
+            "/api/v1/profile/summary", headers={"Authorization": "Bearer not-a-token"}
+        )
+    engine_for(url, EngineOptions.from_settings(embedded)).dispose()
+
+    assert status.status_code == 200, status.text
+    assert status.json()["status"] == "not_linked"
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["profile"]["display_name"] == "Embedded Runner"
+    assert summary.json()["strava"]["status"] == "not_linked"
+    assert summary.json()["training"]["runs"] == 0
+    assert refused.status_code == 401
