@@ -136,6 +136,9 @@ def postgres_engine_arguments(options: EngineOptions, *, read_only: bool = False
         server_options.append(f"-c statement_timeout={int(options.statement_timeout_s * 1000)}")
     if read_only:
         server_options.append("-c default_transaction_read_only=on")
+        # Floats printed in their shortest exact form (PostgreSQL 12+'s default, whatever the
+        # server's setting): training.history_json carries workouts' figures as JSON.
+        server_options.append("-c extra_float_digits=1")
     if server_options:
         connect_args["options"] = " ".join(server_options)
     return {
@@ -198,6 +201,13 @@ def sessionmaker_for(url: str, options: EngineOptions | None = None) -> sessionm
 
 # What a read runs its statements on: a session, or a connection (the polled reads).
 Reads = Session | Connection
+
+
+def dialect_name(reads: Reads) -> str:
+    """`postgresql` or `sqlite`: where a read must say things differently."""
+    if isinstance(reads, Connection):
+        return reads.dialect.name
+    return reads.get_bind().dialect.name
 
 
 class ReadOnlyError(RuntimeError):

@@ -4,6 +4,7 @@ from functools import partial
 
 from fastapi import APIRouter, Response
 
+from app.clock import utcnow
 from app.db import Reads
 from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep
 from app.routes.strava import StravaClientDep
@@ -37,12 +38,18 @@ async def get_summary(
     read: ReaderDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
     def summary(session: Reads, token: str) -> ProfileSummary:
-        # Two statements: the token, the status and the profile; then the workouts, whose one
-        # query serves the training figures and the status's window count.
-        row = strava.read_status_and_profile(session, token)
+        # One statement on PostgreSQL: the token, the status, the profile and the workouts,
+        # whose rows serve the training figures and the status's window count alike.
+        now = utcnow()
+        row = strava.read_status_and_profile(session, token, now=now)
         profile = runners.profile_from_row(row)
         workouts = training.summary(
-            session, row.runner_id, profile, window_days=settings.sync_window_days
+            session,
+            row.runner_id,
+            profile,
+            window_days=settings.sync_window_days,
+            now=now,
+            history=row.history,
         )
         return ProfileSummary(
             profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,

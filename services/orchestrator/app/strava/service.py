@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
 from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode, Updates
-from app.db import Reads, session_scope
+from app.db import Reads, dialect_name, session_scope
 from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit, Unauthenticated
 from app.runners import service as runners
 from app.runners.models import Runner
@@ -80,6 +80,7 @@ from app.strava.models import (
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
 from app.strava.tokens import REFRESH_MARGIN
+from app.training import service as training
 from app.workouts import service as workouts
 
 log = structlog.get_logger(__name__)
@@ -260,15 +261,25 @@ _STATUS = _status_query(
 _STATUS_OF_TOKEN = _status_query(
     _SESSIONS.c.runner_id, _SESSIONS, runners.LIVE_SESSION, count_window=True
 )
-# The profile summary's first statement: the token, the status and the profile, without the
-# window's count (the summary counts the workouts it reads anyway).
-_SUMMARY_OF_TOKEN = _status_query(
-    _SESSIONS.c.runner_id,
-    _SESSIONS.outerjoin(runners.PROFILES, runners.PROFILES.c.runner_id == _SESSIONS.c.runner_id),
-    runners.LIVE_SESSION,
-    count_window=False,
-    extra=runners.PROFILE_COLUMNS,
-)
+
+
+# The profile summary's statement: the token, the status and the profile, without the window's
+# count (the summary counts the workouts it reads anyway), and on PostgreSQL the training load's
+# workouts too (training.history_json): one round trip. SQLite's JSON prints floats to 15
+# digits, not exactly: there the summary reads the workouts in a second statement.
+def _summary_query(history: ColumnElement[Any]) -> Select[*tuple[Any, ...]]:
+    profiles = runners.PROFILES
+    return _status_query(
+        _SESSIONS.c.runner_id,
+        _SESSIONS.outerjoin(profiles, profiles.c.runner_id == _SESSIONS.c.runner_id),
+        runners.LIVE_SESSION,
+        count_window=False,
+        extra=(*runners.PROFILE_COLUMNS, history.label("history")),
+    )
+
+
+_SUMMARY_OF_TOKEN = _summary_query(training.history_json(_SESSIONS.c.runner_id))
+_SUMMARY_OF_TOKEN_SQLITE = _summary_query(literal(None))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -295,12 +306,17 @@ def read_status(session: Reads, token: str, keyring: KeyRing, *, window_days: in
     return render_status(row, keyring)
 
 
-def read_status_and_profile(session: Reads, token: str) -> Row[Any]:
+def read_status_and_profile(session: Reads, token: str, *, now: datetime) -> Row[Any]:
     """The profile summary's first statement: the runner of a live bearer token, their status
-    (render it with `render_status`, given the window's count) and their profile
-    (runners.profile_from_row). An unknown or expired token is Unauthenticated."""
+    (render it with `render_status`, given the window's count), their profile
+    (runners.profile_from_row) and, on PostgreSQL, their workouts for the training load
+    (`history`, for training.summary; None on SQLite). An unknown or expired token is
+    Unauthenticated."""
     parameters = runners.live_session_parameters(token)
-    row = session.execute(_SUMMARY_OF_TOKEN, {**parameters, "since": parameters["now"]}).first()
+    query = _SUMMARY_OF_TOKEN if dialect_name(session) == "postgresql" else _SUMMARY_OF_TOKEN_SQLITE
+    row = session.execute(
+        query, {**parameters, "since": now, "history_since": training.history_since(now)}
+    ).first()
     if row is None:
         raise Unauthenticated()
     return row

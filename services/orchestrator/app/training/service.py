@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, DateTime, bindparam, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
@@ -75,18 +76,82 @@ def history_start(
 _Stored = tuple[datetime, bool, WorkoutSummary]
 
 
-# Built once (bound parameters): the profile summary, which the app polls, runs it every time.
+# Built once (bound parameters): GET /training/load, and the profile summary on SQLite.
 _HISTORY = select(*_COLUMNS).where(
     Workout.runner_id == bindparam("runner_id"), Workout.start_date >= bindparam("since")
 )
 
 
-def _read_history(
-    session: Reads, runner_id: uuid.UUID, now: datetime, zone: tzinfo
-) -> list[_Stored]:
+def history_since(now: datetime) -> datetime:
+    """The earliest start the model reads (the history limit, and a day for time zones)."""
+    return now - timedelta(days=HISTORY_LIMIT_DAYS + 1)
+
+
+def history_json(runner_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """PostgreSQL: `_HISTORY`'s rows as one JSON array of arrays (`[]` for none), a column that
+    another read embeds to carry them in its own statement (the profile summary: one round trip
+    instead of two). `runner_id` is the enclosing read's column; `history_since` a bound
+    parameter (`history_since()`). Exact: PostgreSQL 12+ prints a float8 in its shortest form
+    that reads back to the same double; times are ISO 8601 (`_from_json` parses them)."""
+    rows = (
+        select(func.json_agg(func.json_build_array(*_COLUMNS)))
+        .where(
+            Workout.runner_id == runner_id,
+            Workout.start_date >= bindparam("history_since", type_=DateTime(timezone=True)),
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(rows, literal_column("'[]'::json"))
+
+
+def _read_history(session: Reads, runner_id: uuid.UUID, now: datetime) -> list[tuple[Any, ...]]:
     """The one query: the model's columns of the runner's workouts of the history limit."""
-    since = now - timedelta(days=HISTORY_LIMIT_DAYS + 1)
-    rows = session.execute(_HISTORY, {"runner_id": runner_id, "since": since})
+    return list(session.execute(_HISTORY, {"runner_id": runner_id, "since": history_since(now)}))
+
+
+def _float(value: Any) -> float | None:
+    # JSON prints 10000.0 as 10000, NaN and the infinities as strings: a float column's float.
+    return None if value is None else float(value)
+
+
+def _from_json(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """history_json's rows with the values `_HISTORY` gives: times parsed, floats as floats."""
+    return [
+        (
+            workout_id,
+            sport_type,
+            is_run,
+            datetime.fromisoformat(start_date),
+            None if start_date_local is None else datetime.fromisoformat(start_date_local),
+            _float(distance_m),
+            moving_time_s,
+            _float(average_speed_mps),
+            _float(average_heartrate),
+            _float(max_heartrate),
+            _float(weighted_average_watts),
+            device_watts,
+            manual,
+        )
+        for (
+            workout_id,
+            sport_type,
+            is_run,
+            start_date,
+            start_date_local,
+            distance_m,
+            moving_time_s,
+            average_speed_mps,
+            average_heartrate,
+            max_heartrate,
+            weighted_average_watts,
+            device_watts,
+            manual,
+        ) in rows
+    ]
+
+
+def _stored(rows: Sequence[Sequence[Any]], zone: tzinfo) -> list[_Stored]:
+    """The rows of `_HISTORY` as the service uses them."""
     stored: list[_Stored] = []
     for (
         workout_id,
@@ -138,7 +203,7 @@ def compute(
     """The model as of now in the runner's time zone, from one query of the workouts."""
     now = now or utcnow()
     zone = runner_zone(profile.timezone if profile else None)
-    stored = _read_history(session, runner_id, now, zone)
+    stored = _stored(_read_history(session, runner_id, now), zone)
     return _model([workout for _, _, workout in stored], profile, zone, window_days, days, now)
 
 
@@ -195,11 +260,20 @@ class TrainingSummary:
 
 
 def summary(
-    session: Reads, runner_id: uuid.UUID, profile: Profile | None, *, window_days: int
+    session: Reads,
+    runner_id: uuid.UUID,
+    profile: Profile | None,
+    *,
+    window_days: int,
+    now: datetime | None = None,
+    history: Sequence[Sequence[Any]] | None = None,
 ) -> TrainingSummary:
-    now = utcnow()
+    """`history`: the workouts as `history_json` carried them in the caller's statement (read
+    with `history_since(now)`); None: one query reads them."""
+    now = now or utcnow()
     zone = runner_zone(profile.timezone if profile else None)
-    stored = _read_history(session, runner_id, now, zone)
+    rows = _read_history(session, runner_id, now) if history is None else _from_json(history)
+    stored = _stored(rows, zone)
     model = _model([workout for _, _, workout in stored], profile, zone, window_days, 1, now)
     start = window_start(now, window_days)
     in_window = [
