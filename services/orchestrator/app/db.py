@@ -267,16 +267,19 @@ def make_read_engine(url: str, options: EngineOptions | None = None) -> AsyncEng
     psycopg's async driver: those routes run on the event loop, with no thread-pool hop (see
     app.deps.Reader). Each statement in autocommit (no BEGIN, no COMMIT, no transaction held)
     and read-only on the server (a write is refused by PostgreSQL); idle connections pinged as
-    `make_engine`'s. A pool of its own with the same bounds: admit_session admits no more
-    requests than one pool holds, across both. None for SQLite (embedded mode), whose reads
-    take the thread pool."""
+    `make_engine`'s. A pool of its own, as large as the other's capacity: admit_session admits
+    no more requests than that, across both. None for SQLite (embedded mode), whose reads take
+    the thread pool."""
     if url.startswith("sqlite"):
         return None
-    engine = create_async_engine(
-        url,
-        isolation_level="AUTOCOMMIT",
-        **postgres_engine_arguments(options or EngineOptions(), read_only=True),
-    )
+    options = options or EngineOptions()
+    arguments = postgres_engine_arguments(options, read_only=True)
+    # Every connection opened is kept (no overflow): on one event loop, how many reads hold a
+    # connection at once swings around the pool size from moment to moment, and SQLAlchemy
+    # closes an overflow connection when it comes back to a full pool, so under a steady load
+    # the pool kept connecting and disconnecting (a PostgreSQL backend started per connect).
+    arguments.update(pool_size=options.pool_capacity, max_overflow=0)
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **arguments)
     ping_idle_connections(engine.sync_engine, PING_IDLE_AFTER_S)
     return engine
 
