@@ -1,20 +1,35 @@
 """The training-load model over a runner's stored workouts (docs/training-load.md).
 
 Reads `workouts` (one query of the columns the model needs, never the raw JSON) and the runner's
-profile; knows no provider. Computed on every read, so a sync, a webhook, a deletion or an unlink
-is reflected at once: there is no cache to go stale.
+profile; knows no provider. Computed on every read from the workouts as they are then, so a sync,
+a webhook, a deletion or an unlink is reflected at once. The profile summary remembers today's
+figures with the exact inputs they came from (`_FiguresMemo`): reused only for equal inputs, so
+never stale.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, DateTime, bindparam, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
@@ -22,7 +37,7 @@ from app.db import Reads
 from app.runners import service as runners
 from app.runners.models import Profile
 from app.training.model import CTL_DAYS, TrainingLoadModel, training_load_model
-from app.training.physiology import WorkoutSummary
+from app.training.physiology import Physiology, WorkoutSummary
 from app.training.schemas import LoadFiguresOut, TrainingLoad, TrainingLoadModelOut, WeekLoad
 from app.workouts.models import Workout
 
@@ -92,16 +107,23 @@ def history_json(runner_id: ColumnElement[Any]) -> ColumnElement[Any]:
     another read embeds to carry them in its own statement (the profile summary: one round trip
     instead of two). `runner_id` is the enclosing read's column; `history_since` a bound
     parameter (`history_since()`). Exact: PostgreSQL 12+ prints a float8 in its shortest form
-    that reads back to the same double; times are ISO 8601 (`_from_json` parses them)."""
+    that reads back to the same double (app.db's read engine asks for it); times are ISO 8601
+    (`_from_json` parses them). The column is the JSON's text."""
     rows = (
-        select(func.json_agg(func.json_build_array(*_COLUMNS)))
+        # In a set order: the same workouts give the same text (the memo's key).
+        select(
+            func.json_agg(
+                aggregate_order_by(func.json_build_array(*_COLUMNS), Workout.start_date, Workout.id)
+            )
+        )
         .where(
             Workout.runner_id == runner_id,
             Workout.start_date >= bindparam("history_since", type_=DateTime(timezone=True)),
         )
         .scalar_subquery()
     )
-    return func.coalesce(rows, literal_column("'[]'::json"))
+    # As text: the summary parses it, and keys its memo of the figures on it (_FiguresMemo).
+    return cast(func.coalesce(rows, literal_column("'[]'::json")), Text)
 
 
 def _read_history(session: Reads, runner_id: uuid.UUID, now: datetime) -> list[tuple[Any, ...]]:
@@ -204,27 +226,68 @@ def compute(
     now = now or utcnow()
     zone = runner_zone(profile.timezone if profile else None)
     stored = _stored(_read_history(session, runner_id, now), zone)
-    return _model([workout for _, _, workout in stored], profile, zone, window_days, days, now)
+    workouts = [workout for _, _, workout in stored]
+    return _model(workouts, runners.physiology(profile), zone, window_days, days, now)
+
+
+def _days(now: datetime, zone: tzinfo, window_days: int) -> tuple[date, date]:
+    """Today in the runner's zone, and the sync window's first whole day."""
+    today = now.astimezone(zone).date()
+    # The window's first day is partial (it starts at this hour): its next day is the first whole.
+    window_first_day = window_start(now, window_days).astimezone(zone).date() + timedelta(days=1)
+    return today, window_first_day
 
 
 def _model(
     workouts: list[WorkoutSummary],
-    profile: Profile | None,
+    physiology: Physiology,
     zone: tzinfo,
     window_days: int,
     days: int,
     now: datetime,
 ) -> TrainingLoadModel:
-    today = now.astimezone(zone).date()
-    # The window's first day is partial (it starts at this hour): its next day is the first whole.
-    window_first_day = window_start(now, window_days).astimezone(zone).date() + timedelta(days=1)
+    today, window_first_day = _days(now, zone, window_days)
     return training_load_model(
         workouts,
-        runners.physiology(profile),
+        physiology,
         today=today,
         days=days,
         history_start=history_start(workouts, today=today, window_first_day=window_first_day),
     )
+
+
+class _FiguresMemo:
+    """The profile summary's `load` per runner, with the exact inputs it was computed from: the
+    workouts as read (history_json's text, or the query's rows), the physiology, the zone and
+    the days. A summary whose inputs are equal to the remembered ones reuses the figures; any
+    difference (a workout synced, pushed, changed or deleted, the profile edited, the next day)
+    computes them afresh. Never stale: the figures are a pure function of that key
+    (training_load_model reads no clock and no database). The app polls the summary, and the
+    model was the largest part of its cost. Bounded (the runners seen last); per process."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[uuid.UUID, tuple[Hashable, LoadFiguresOut]] = OrderedDict()
+        self._lock = threading.Lock()  # SQLite's reads run in threads
+
+    def get(self, runner_id: uuid.UUID, key: Hashable) -> LoadFiguresOut | None:
+        with self._lock:
+            entry = self._entries.get(runner_id)
+            if entry is None or entry[0] != key:
+                return None
+            self._entries.move_to_end(runner_id)
+            return entry[1]
+
+    def put(self, runner_id: uuid.UUID, key: Hashable, figures: LoadFiguresOut) -> None:
+        with self._lock:
+            self._entries[runner_id] = (key, figures)
+            self._entries.move_to_end(runner_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+# A year of workouts is ~60 kB of JSON text: 1,024 runners' keys stay well under 100 MB.
+_FIGURES = _FiguresMemo(1024)
 
 
 def training_load_document(
@@ -266,22 +329,35 @@ def summary(
     *,
     window_days: int,
     now: datetime | None = None,
-    history: Sequence[Sequence[Any]] | None = None,
+    history: str | None = None,
 ) -> TrainingSummary:
     """`history`: the workouts as `history_json` carried them in the caller's statement (read
-    with `history_since(now)`); None: one query reads them."""
+    with `history_since(now)`); None: one query reads them. Today's figures come from the memo
+    when their inputs are exactly those it computed them from (_FiguresMemo)."""
     now = now or utcnow()
     zone = runner_zone(profile.timezone if profile else None)
-    rows = _read_history(session, runner_id, now) if history is None else _from_json(history)
+    rows: list[tuple[Any, ...]]
+    if history is None:
+        rows = _read_history(session, runner_id, now)
+        history_key: Hashable = tuple(tuple(row) for row in rows)
+    else:
+        rows, history_key = _from_json(json.loads(history)), history
     stored = _stored(rows, zone)
-    model = _model([workout for _, _, workout in stored], profile, zone, window_days, 1, now)
+    physiology = runners.physiology(profile)
+    key = (history_key, physiology, str(zone), window_days, *_days(now, zone, window_days))
+    load = _FIGURES.get(runner_id, key)
+    if load is None:
+        workouts = [workout for _, _, workout in stored]
+        model = _model(workouts, physiology, zone, window_days, 1, now)
+        load = LoadFiguresOut.model_validate(model.current, from_attributes=True)
+        _FIGURES.put(runner_id, key, load)
     start = window_start(now, window_days)
     in_window = [
         (started, is_run, workout) for started, is_run, workout in stored if started >= start
     ]
     return TrainingSummary(
         distance=_distance_load(in_window, now=now, window_days=window_days),
-        load=LoadFiguresOut.model_validate(model.current, from_attributes=True),
+        load=load,
         workouts_in_window=len(in_window),
     )
 
