@@ -262,7 +262,9 @@ def autocommit_engine_of(sessions: Callable[[], Session]) -> Engine:
     return autocommit_engine_for(bind)
 
 
-def make_read_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine | None:
+def make_read_engine(
+    url: str, options: EngineOptions | None = None, *, ping_idle_after_s: float = PING_IDLE_AFTER_S
+) -> AsyncEngine | None:
     """The API's async engine for the reads the app polls (the status, the profile summary), on
     psycopg's async driver: those routes run on the event loop, with no thread-pool hop (see
     app.deps.Reader). Each statement in autocommit (no BEGIN, no COMMIT, no transaction held)
@@ -280,7 +282,7 @@ def make_read_engine(url: str, options: EngineOptions | None = None) -> AsyncEng
     # the pool kept connecting and disconnecting (a PostgreSQL backend started per connect).
     arguments.update(pool_size=options.pool_capacity, max_overflow=0)
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **arguments)
-    ping_idle_connections(engine.sync_engine, PING_IDLE_AFTER_S)
+    ping_idle_connections(engine.sync_engine, ping_idle_after_s)
     return engine
 
 

@@ -323,3 +323,30 @@ def test_the_polled_reads_work_on_the_embedded_database(settings: Settings, tmp_
     assert summary.json()["strava"]["status"] == "not_linked"
     assert summary.json()["training"]["runs"] == 0
     assert refused.status_code == 401
+
+
+def test_an_idle_read_connection_that_died_is_replaced_before_use(
+    settings: Settings, admin: Engine
+) -> None:
+    """The async read engine pings idle connections as the other does (make_engine)."""
+    from app.db import make_read_engine
+
+    async def backend_pid(engine: Any) -> int:
+        async with engine.connect() as connection:
+            pid: int = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        return pid
+
+    async def check() -> tuple[int, int]:
+        # Idle for 0 s or more: every checkout of a pooled connection is pinged here.
+        engine = make_read_engine(settings.database_url, ping_idle_after_s=0)
+        assert engine is not None
+        try:
+            killed = await backend_pid(engine)
+            await asyncio.to_thread(_terminate, admin, killed)
+            return killed, await backend_pid(engine)  # no error: the ping found it dead
+        finally:
+            await engine.dispose()
+
+    killed, replacement = asyncio.run(check())
+
+    assert replacement != killed

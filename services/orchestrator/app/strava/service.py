@@ -315,7 +315,7 @@ def read_status_and_profile(session: Reads, token: str, *, now: datetime) -> Row
     parameters = runners.live_session_parameters(token)
     query = _SUMMARY_OF_TOKEN if dialect_name(session) == "postgresql" else _SUMMARY_OF_TOKEN_SQLITE
     row = session.execute(
-        query, {**parameters, "since": now, "history_since": training.history_since(now)}
+        query, {**parameters, "history_since": training.history_since(now)}
     ).first()
     if row is None:
         raise Unauthenticated()
