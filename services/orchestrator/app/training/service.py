@@ -89,6 +89,12 @@ def history_start(
 
 # One stored workout as the service uses it: its UTC start, the `is_run` column, the model's input.
 _Stored = tuple[datetime, bool, WorkoutSummary]
+# Where a row of `_HISTORY` (or of history_json) holds what the summary's distance figures read.
+_POSITION = {column.key: index for index, column in enumerate(_COLUMNS)}
+_IS_RUN, _START_DATE = _POSITION["is_run"], _POSITION["start_date"]
+_DISTANCE_M, _MOVING_TIME_S = _POSITION["distance_m"], _POSITION["moving_time_s"]
+# A workout of the window as the distance figures read it: start (UTC), is_run, distance, time.
+_InWindow = tuple[datetime, bool, float | None, int | None]
 
 
 # Built once (bound parameters): GET /training/load, and the profile summary on SQLite.
@@ -342,19 +348,21 @@ def summary(
         history_key: Hashable = tuple(tuple(row) for row in rows)
     else:
         rows, history_key = _from_json(json.loads(history)), history
-    stored = _stored(rows, zone)
+    start = window_start(now, window_days)
+    in_window: list[_InWindow] = [
+        (started, row[_IS_RUN], row[_DISTANCE_M], row[_MOVING_TIME_S])
+        for row in rows
+        if (started := as_utc(row[_START_DATE])) >= start
+    ]
     physiology = runners.physiology(profile)
     key = (history_key, physiology, str(zone), window_days, *_days(now, zone, window_days))
     load = _FIGURES.get(runner_id, key)
     if load is None:
-        workouts = [workout for _, _, workout in stored]
+        # Only now the model's input: a remembered answer needs none of it.
+        workouts = [workout for _, _, workout in _stored(rows, zone)]
         model = _model(workouts, physiology, zone, window_days, 1, now)
         load = LoadFiguresOut.model_validate(model.current, from_attributes=True)
         _FIGURES.put(runner_id, key, load)
-    start = window_start(now, window_days)
-    in_window = [
-        (started, is_run, workout) for started, is_run, workout in stored if started >= start
-    ]
     return TrainingSummary(
         distance=_distance_load(in_window, now=now, window_days=window_days),
         load=load,
@@ -362,21 +370,25 @@ def summary(
     )
 
 
-def _distance_load(in_window: list[_Stored], *, now: datetime, window_days: int) -> TrainingLoad:
+def _distance_load(in_window: list[_InWindow], *, now: datetime, window_days: int) -> TrainingLoad:
     """Runs and distance of the window in 7-day buckets ending now (docs/contract.md §3.4
     TrainingLoad), the load summary that predates the model."""
-    runs = [(started, workout) for started, is_run, workout in in_window if is_run]
+    runs = [
+        (started, distance_m or 0.0, moving_time_s)
+        for started, is_run, distance_m, moving_time_s in in_window
+        if is_run
+    ]
     # Four 7-day buckets ending now, oldest first (plain counters: the documents are built once).
     week_count = max(1, window_days // 7)
     counts = [0] * week_count
     distances = [0.0] * week_count
     times = [0] * week_count
-    for started, run in runs:
+    for started, distance_m, moving_time_s in runs:
         age_days = (now - started).total_seconds() / 86400
         index = week_count - 1 - min(week_count - 1, int(age_days // 7))
         counts[index] += 1
-        distances[index] += run.distance_m or 0.0
-        times[index] += int(run.moving_time_s or 0)
+        distances[index] += distance_m
+        times[index] += int(moving_time_s or 0)
     weeks = [
         WeekLoad(
             week_start=now - timedelta(days=7 * (week_count - index)),
@@ -395,7 +407,7 @@ def _distance_load(in_window: list[_Stored], *, now: datetime, window_days: int)
         runs=len(runs),
         distance_m=round(total_distance, 1),
         moving_time_s=sum(times),
-        longest_run_m=max((run.distance_m or 0.0 for _, run in runs), default=0.0),
+        longest_run_m=max((distance_m for _, distance_m, _ in runs), default=0.0),
         weeks=weeks,
         acute_chronic_ratio=ratio,
     )
