@@ -52,7 +52,7 @@ async def get_summary(
             history=row.history,
         )
         return ProfileSummary(
-            profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
+            profile=profile,
             strava=strava.render_status(
                 row, keyring, workouts_in_window=workouts.workouts_in_window
             ),

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.clock import utcnow
 from app.errors import InvalidProfile, Unauthenticated
 from app.runners.models import Profile, Runner, RunnerSession
-from app.runners.schemas import PHYSIOLOGY_FIELDS, ProfileIn
+from app.runners.schemas import PHYSIOLOGY_FIELDS, ProfileIn, ProfileOut
 from app.security import new_token, token_hash
 from app.training.physiology import Physiology, Sex
 
@@ -80,12 +80,14 @@ PROFILES = Profile.__table__
 PROFILE_COLUMNS = tuple(column.label(f"profile_{column.key}") for column in PROFILES.c)
 
 
-def profile_from_row(row: Any) -> Profile | None:
-    """The profile a row of PROFILE_COLUMNS carries (a transient object, never added to a
-    session); None when the outer join found none."""
+def profile_from_row(row: Any) -> ProfileOut | None:
+    """The profile a row of PROFILE_COLUMNS carries, as the API shows it (no ORM object: a read
+    has nothing to write back); None when the outer join found none."""
     if row.profile_runner_id is None:
         return None
-    return Profile(**{column.key: getattr(row, f"profile_{column.key}") for column in PROFILES.c})
+    return ProfileOut(
+        **{column.key: getattr(row, f"profile_{column.key}") for column in PROFILES.c}
+    )
 
 
 def put_profile(session: Session, runner_id: uuid.UUID, data: ProfileIn) -> Profile:
@@ -125,7 +127,7 @@ def _check_heart_rates(profile: Profile) -> None:
         )
 
 
-def physiology(profile: Profile | None) -> Physiology:
+def physiology(profile: Profile | ProfileOut | None) -> Physiology:
     """What the runner told us, as the training-load model reads it."""
     if profile is None:
         return Physiology()

@@ -36,6 +36,7 @@ from app.clock import as_utc, utcnow, window_start
 from app.db import Reads
 from app.runners import service as runners
 from app.runners.models import Profile
+from app.runners.schemas import ProfileOut
 from app.training.model import CTL_DAYS, TrainingLoadModel, training_load_model
 from app.training.physiology import Physiology, WorkoutSummary
 from app.training.schemas import LoadFiguresOut, TrainingLoad, TrainingLoadModelOut, WeekLoad
@@ -331,7 +332,7 @@ class TrainingSummary:
 def summary(
     session: Reads,
     runner_id: uuid.UUID,
-    profile: Profile | None,
+    profile: Profile | ProfileOut | None,
     *,
     window_days: int,
     now: datetime | None = None,
