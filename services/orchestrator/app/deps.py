@@ -5,6 +5,7 @@ dependency in its thread pool, a hop off the event loop per dependency per reque
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,9 +90,11 @@ async def get_reader(
     _: Annotated[None, Depends(admit_session, scope="function")],
 ) -> Reader:
     """A read is admitted like any session (app.db.admit_session: no more sessions than the
-    pool has connections). The async engine exists while the app runs (made in its lifespan)."""
+    pool has connections). The async engine is the one of this event loop's lifespan (none
+    before the app started)."""
     state = request.app.state
-    engine: AsyncEngine | None = getattr(state, "read_engine", None)
+    engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = state.read_engines
+    engine = engines.get(asyncio.get_running_loop())
     return Reader(engine, state.read_sessions, bearer_token(credentials))
 
 

@@ -350,3 +350,17 @@ def test_an_idle_read_connection_that_died_is_replaced_before_use(
     killed, replacement = asyncio.run(check())
 
     assert replacement != killed
+
+
+def test_one_app_under_two_lifespans_reads_on_each_loops_own_engine(settings: Settings) -> None:
+    """Two TestClients run one app on two event loops: each reads on its own loop's engine, and
+    the first one ending leaves the second reading."""
+    app = create_app(settings, enqueue_sync=lambda _: None)
+    with TestClient(app) as second:
+        with TestClient(app) as first:
+            runner = new_runner(first)
+            assert first.get("/api/v1/strava/status", headers=runner.headers).status_code == 200
+            summary = second.get("/api/v1/profile/summary", headers=runner.headers)
+            assert summary.status_code == 200
+        # The first lifespan ended (its engine disposed): the second reads on its own.
+        assert second.get("/api/v1/strava/status", headers=runner.headers).status_code == 200
