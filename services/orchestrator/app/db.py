@@ -21,9 +21,10 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event, select, update
+from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
     InstrumentedAttribute,
@@ -126,11 +127,20 @@ def api_thread_tokens(options: EngineOptions) -> int:
     return options.pool_capacity + SPARE_API_THREADS
 
 
-def postgres_engine_arguments(options: EngineOptions) -> dict[str, Any]:
-    """create_engine's arguments for PostgreSQL (psycopg 3): the pool and the timeouts."""
+def postgres_engine_arguments(options: EngineOptions, *, read_only: bool = False) -> dict[str, Any]:
+    """create_engine's arguments for PostgreSQL (psycopg 3): the pool and the timeouts; with
+    `read_only`, every transaction of the connection is READ ONLY (the server refuses writes)."""
     connect_args: dict[str, Any] = {"connect_timeout": options.connect_timeout_s}
+    server_options = []
     if options.statement_timeout_s is not None:
-        connect_args["options"] = f"-c statement_timeout={int(options.statement_timeout_s * 1000)}"
+        server_options.append(f"-c statement_timeout={int(options.statement_timeout_s * 1000)}")
+    if read_only:
+        server_options.append("-c default_transaction_read_only=on")
+        # Floats printed in their shortest exact form (PostgreSQL 12+'s default, whatever the
+        # server's setting): training.history_json carries workouts' figures as JSON.
+        server_options.append("-c extra_float_digits=1")
+    if server_options:
+        connect_args["options"] = " ".join(server_options)
     return {
         # No pre-ping per checkout (a round trip per request): idle connections only, below.
         "pool_recycle": POOL_RECYCLE_S,
@@ -189,6 +199,17 @@ def sessionmaker_for(url: str, options: EngineOptions | None = None) -> sessionm
     return sessionmaker(bind=engine_for(url, options), expire_on_commit=False)
 
 
+# What a read runs its statements on: a session, or a connection (the polled reads).
+Reads = Session | Connection
+
+
+def dialect_name(reads: Reads) -> str:
+    """`postgresql` or `sqlite`: where a read must say things differently."""
+    if isinstance(reads, Connection):
+        return reads.dialect.name
+    return reads.get_bind().dialect.name
+
+
 class ReadOnlyError(RuntimeError):
     """A write was attempted through a ReadOnlySession: a bug, never a runner's doing."""
 
@@ -239,6 +260,30 @@ def autocommit_engine_of(sessions: Callable[[], Session]) -> Engine:
             found = session.get_bind()
         bind = found if isinstance(found, Engine) else found.engine
     return autocommit_engine_for(bind)
+
+
+def make_read_engine(
+    url: str, options: EngineOptions | None = None, *, ping_idle_after_s: float = PING_IDLE_AFTER_S
+) -> AsyncEngine | None:
+    """The API's async engine for the reads the app polls (the status, the profile summary), on
+    psycopg's async driver: those routes run on the event loop, with no thread-pool hop (see
+    app.deps.Reader). Each statement in autocommit (no BEGIN, no COMMIT, no transaction held)
+    and read-only on the server (a write is refused by PostgreSQL); idle connections pinged as
+    `make_engine`'s. A pool of its own, as large as the other's capacity: admit_session admits
+    no more requests than that, across both. None for SQLite (embedded mode), whose reads take
+    the thread pool."""
+    if url.startswith("sqlite"):
+        return None
+    options = options or EngineOptions()
+    arguments = postgres_engine_arguments(options, read_only=True)
+    # Every connection opened is kept (no overflow): on one event loop, how many reads hold a
+    # connection at once swings around the pool size from moment to moment, and SQLAlchemy
+    # closes an overflow connection when it comes back to a full pool, so under a steady load
+    # the pool kept connecting and disconnecting (a PostgreSQL backend started per connect).
+    arguments.update(pool_size=options.pool_capacity, max_overflow=0)
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **arguments)
+    ping_idle_connections(engine.sync_engine, ping_idle_after_s)
+    return engine
 
 
 def get_engine() -> Engine:

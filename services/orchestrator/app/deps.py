@@ -5,6 +5,7 @@ dependency in its thread pool, a hop off the event loop per dependency per reque
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,11 +13,12 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.db import ReadOnlySession, admit_session, get_session
+from app.db import ReadOnlySession, Reads, admit_session, get_session
 from app.errors import RateLimited, Unauthenticated
 from app.runners import service as runners
 from app.security import KeyRing
@@ -59,20 +61,27 @@ RunnerIdDep = Annotated[uuid.UUID, Depends(current_runner_id)]
 class Reader:
     """An authenticated read, for the routes the app polls (status, profile summary).
 
-    `await reader(work)` checks the bearer token and runs `work(session, runner_id)` on a
-    read-only session (app.db.ReadOnlySession: autocommit, nothing to commit), both in ONE
-    thread-pool hop. The same route on SessionDep + RunnerIdDep takes five hops (the session's
-    set-up and tear-down, the token, the route, its response) and a BEGIN/COMMIT pair."""
+    `await reader(work)` runs `work(reads, token)`, where the work checks the bearer token in
+    its first statement (app.runners.service.LIVE_SESSION joined into the read), not in a round
+    trip of its own. On PostgreSQL, `reads` is a connection of the async read engine
+    (app.db.make_read_engine: autocommit, read-only on the server) and the work runs on the
+    event loop (`AsyncConnection.run_sync`: sync code, each statement awaited on psycopg's async
+    driver), with no thread-pool hop. On SQLite, or before the app started, it is a
+    ReadOnlySession (autocommit, writes refused) in one thread-pool hop."""
 
+    engine: AsyncEngine | None
     sessions: sessionmaker[ReadOnlySession]
     token: str
 
-    async def __call__(self, work: Callable[[Session, uuid.UUID], _T]) -> _T:
+    async def __call__(self, work: Callable[[Reads, str], _T]) -> _T:
+        if self.engine is not None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work, self.token)
         return await run_in_threadpool(self._run, work)
 
-    def _run(self, work: Callable[[Session, uuid.UUID], _T]) -> _T:
+    def _run(self, work: Callable[[Reads, str], _T]) -> _T:
         with self.sessions() as session:
-            return work(session, runners.authenticate(session, self.token))
+            return work(session, self.token)
 
 
 async def get_reader(
@@ -81,9 +90,12 @@ async def get_reader(
     _: Annotated[None, Depends(admit_session, scope="function")],
 ) -> Reader:
     """A read is admitted like any session (app.db.admit_session: no more sessions than the
-    pool has connections)."""
-    sessions: sessionmaker[ReadOnlySession] = request.app.state.read_sessions
-    return Reader(sessions, bearer_token(credentials))
+    pool has connections). The async engine is the one of this event loop's lifespan (none
+    before the app started)."""
+    state = request.app.state
+    engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = state.read_engines
+    engine = engines.get(asyncio.get_running_loop())
+    return Reader(engine, state.read_sessions, bearer_token(credentials))
 
 
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -4,10 +4,13 @@ A wiring module: it may import app.strava (tests/test_import_rule.py keeps that 
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 
 import anyio
 import anyio.to_thread
@@ -16,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.body_limit import BodySizeLimit
@@ -24,6 +28,7 @@ from app.db import (
     EngineOptions,
     api_thread_tokens,
     engine_for,
+    make_read_engine,
     read_sessionmaker_for,
     sessionmaker_for,
 )
@@ -86,6 +91,16 @@ class AccessLog:
             )
 
 
+@cache
+def freeze_start_up_objects() -> None:
+    """Once per process, after the first start-up: what exists now (modules, the app, the
+    engines' compiled statements) lives as long as the process, so the garbage collector stops
+    walking it (gc.freeze); a full collection then scans only what requests made, which keeps
+    its pauses out of the API's latency tail."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -120,7 +135,17 @@ def create_app(
         app.state.webhook_request_threads = anyio.CapacityLimiter(WEBHOOK_REQUEST_THREADS)
         # (Limiters hold no threads of their own: nothing to close. One app may run under two
         # lifespans at once, e.g. two TestClients.)
+        # The polled reads' async engine belongs to this lifespan's event loop (two lifespans
+        # run on two loops): made here, found by loop (app.deps.get_reader), disposed below.
+        loop = asyncio.get_running_loop()
+        read_engine = make_read_engine(settings.database_url, engine_options)
+        if read_engine is not None:
+            read_engines[loop] = read_engine
+        freeze_start_up_objects()
         yield
+        if read_engine is not None:
+            read_engines.pop(loop, None)
+            await read_engine.dispose()
         http.close()
 
     app = FastAPI(
@@ -136,6 +161,8 @@ def create_app(
     app.state.engine_options = engine_options
     app.state.sessions = sessionmaker_for(settings.database_url, engine_options)
     app.state.read_sessions = read_sessionmaker_for(settings.database_url, engine_options)
+    read_engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+    app.state.read_engines = read_engines
     app.state.keyring = KeyRing(settings.encryption_keys())
     app.state.strava_client = client
     app.state.session_throttle = session_creation_throttle(settings)

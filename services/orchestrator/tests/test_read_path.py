@@ -4,14 +4,19 @@ access log. Speed itself is measured by bench/api.py, never here."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
+from app.clock import utcnow
 from app.config import Settings
-from app.db import ReadOnlyError, engine_for, make_engine, read_sessionmaker_for
+from app.db import EngineOptions, ReadOnlyError, engine_for, make_engine, read_sessionmaker_for
 from app.main import create_app
 from app.runners.models import Runner
 from app.strava.models import StravaLink
@@ -24,9 +29,10 @@ from waiting import wait_until
 
 
 @pytest.fixture
-def database_work(settings: Settings) -> Iterator[Counter[str]]:
-    """What the API's engine sends from here on: statements, commits, pings."""
-    engine = engine_for(settings.database_url)
+def database_work() -> Iterator[Counter[str]]:
+    """What the API's engines send from here on (the sync one and the polled reads' async one,
+    app.db.make_read_engine): statements, commits."""
+    engine = Engine  # every engine of the process
     counts: Counter[str] = Counter()
 
     def statement(*_: Any) -> None:
@@ -42,7 +48,7 @@ def database_work(settings: Settings) -> Iterator[Counter[str]]:
     event.remove(engine, "commit", commit)
 
 
-def test_the_status_is_one_statement_after_the_token_and_commits_nothing(
+def test_the_status_is_one_statement_token_included_and_commits_nothing(
     api: TestClient,
     athlete: dict[str, Any],
     enqueued: list[uuid.UUID],
@@ -56,11 +62,11 @@ def test_the_status_is_one_statement_after_the_token_and_commits_nothing(
 
     assert status["status"] == "linked"
     assert status["sync"]["workouts_in_window"] > 0
-    # The token, then link + active run + window count + last attempt in one statement.
-    assert database_work == Counter({"statements": 2})
+    # The token, the link, the active run, the window count, the last attempt: one statement.
+    assert database_work == Counter({"statements": 1})
 
 
-def test_the_summary_commits_nothing_and_reads_once_per_part(
+def test_the_summary_commits_nothing_and_reads_in_one_statement(
     api: TestClient, athlete: dict[str, Any], database_work: Counter[str]
 ) -> None:
     runner = linked_runner(api, athlete["id"])
@@ -70,8 +76,8 @@ def test_the_summary_commits_nothing_and_reads_once_per_part(
 
     assert response.status_code == 200, response.text
     assert response.json()["strava"]["status"] == "linked"
-    # The token, the profile, the status and the training load: one statement each.
-    assert database_work == Counter({"statements": 4})
+    # The token, the profile, the status and the training load's workouts: one statement.
+    assert database_work == Counter({"statements": 1})
 
 
 def test_a_read_without_a_valid_token_is_401_before_any_work(api: TestClient) -> None:
@@ -244,3 +250,117 @@ def test_a_defect_is_a_json_500_that_does_not_echo_the_exception(
     assert "secret-value" not in response.text
     logs = capfd.readouterr()
     assert "http.internal_error" in logs.out + logs.err
+
+
+def test_the_polled_reads_run_on_the_async_driver(api: TestClient, athlete: dict[str, Any]) -> None:
+    """Status and summary read on the event loop (app.db.make_read_engine), not in a thread."""
+    runner = linked_runner(api, athlete["id"])
+    drivers: list[bool] = []
+
+    def record(connection: Any, *_: Any) -> None:
+        drivers.append(connection.dialect.is_async)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        assert runner.get("/api/v1/strava/status").status_code == 200
+        assert runner.get("/api/v1/profile/summary").status_code == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert drivers == [True, True]  # one statement each
+
+
+def test_the_polled_reads_connection_refuses_writes_on_the_server(settings: Settings) -> None:
+    from app.db import make_read_engine
+    from sqlalchemy.exc import InternalError
+
+    async def write() -> None:
+        engine = make_read_engine(settings.database_url)
+        assert engine is not None
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(update(StravaLink).values(scopes="read"))
+        finally:
+            await engine.dispose()
+
+    with pytest.raises(InternalError, match="read-only transaction"):
+        asyncio.run(write())
+
+
+def test_an_expired_token_reads_no_summary(api: TestClient, settings: Settings) -> None:
+    runner = new_runner(api)
+    lifetime = timedelta(seconds=settings.session_ttl_seconds)
+
+    with time_machine.travel(utcnow() + lifetime - timedelta(minutes=5), tick=False):
+        assert runner.get("/api/v1/profile/summary").status_code == 200
+    with time_machine.travel(utcnow() + lifetime + timedelta(minutes=5), tick=False):
+        expired = runner.get("/api/v1/profile/summary")
+
+    assert expired.status_code == 401
+    assert expired.json()["error"] == "unauthenticated"
+
+
+def test_the_polled_reads_work_on_the_embedded_database(settings: Settings, tmp_path: Path) -> None:
+    """SQLite has no async driver here: the reads take one thread-pool hop, same answers."""
+    from app.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'embedded.db'}"
+    upgrade(url)
+    embedded = settings.model_copy(update={"database_url": url})
+    with TestClient(create_app(embedded, enqueue_sync=lambda _: None)) as client:
+        runner = new_runner(client, name="Embedded Runner")
+        status = runner.get("/api/v1/strava/status")
+        summary = runner.get("/api/v1/profile/summary")
+        refused = client.get(
+            "/api/v1/profile/summary", headers={"Authorization": "Bearer not-a-token"}
+        )
+    engine_for(url, EngineOptions.from_settings(embedded)).dispose()
+
+    assert status.status_code == 200, status.text
+    assert status.json()["status"] == "not_linked"
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["profile"]["display_name"] == "Embedded Runner"
+    assert summary.json()["strava"]["status"] == "not_linked"
+    assert summary.json()["training"]["runs"] == 0
+    assert refused.status_code == 401
+
+
+def test_an_idle_read_connection_that_died_is_replaced_before_use(
+    settings: Settings, admin: Engine
+) -> None:
+    """The async read engine pings idle connections as the other does (make_engine)."""
+    from app.db import make_read_engine
+
+    async def backend_pid(engine: Any) -> int:
+        async with engine.connect() as connection:
+            pid: int = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        return pid
+
+    async def check() -> tuple[int, int]:
+        # Idle for 0 s or more: every checkout of a pooled connection is pinged here.
+        engine = make_read_engine(settings.database_url, ping_idle_after_s=0)
+        assert engine is not None
+        try:
+            killed = await backend_pid(engine)
+            await asyncio.to_thread(_terminate, admin, killed)
+            return killed, await backend_pid(engine)  # no error: the ping found it dead
+        finally:
+            await engine.dispose()
+
+    killed, replacement = asyncio.run(check())
+
+    assert replacement != killed
+
+
+def test_one_app_under_two_lifespans_reads_on_each_loops_own_engine(settings: Settings) -> None:
+    """Two TestClients run one app on two event loops: each reads on its own loop's engine, and
+    the first one ending leaves the second reading."""
+    app = create_app(settings, enqueue_sync=lambda _: None)
+    with TestClient(app) as second:
+        with TestClient(app) as first:
+            runner = new_runner(first)
+            assert first.get("/api/v1/strava/status", headers=runner.headers).status_code == 200
+            summary = second.get("/api/v1/profile/summary", headers=runner.headers)
+            assert summary.status_code == 200
+        # The first lifespan ended (its engine disposed): the second reads on its own.
+        assert second.get("/api/v1/strava/status", headers=runner.headers).status_code == 200

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from functools import partial
 
 from fastapi import APIRouter, Response
-from sqlalchemy.orm import Session
 
+from app.clock import utcnow
+from app.db import Reads
 from app.deps import KeyRingDep, ReaderDep, RunnerIdDep, SessionDep, SettingsDep
 from app.routes.strava import StravaClientDep
 from app.runners import service as runners
@@ -37,20 +37,24 @@ def delete_profile(
 async def get_summary(
     read: ReaderDep, keyring: KeyRingDep, settings: SettingsDep
 ) -> ProfileSummary:
-    def summary(session: Session, runner_id: uuid.UUID) -> ProfileSummary:
-        profile = runners.get_profile(session, runner_id)
-        # One query of the workouts serves the training figures and the status's window count.
+    def summary(session: Reads, token: str) -> ProfileSummary:
+        # One statement on PostgreSQL: the token, the status, the profile and the workouts,
+        # whose rows serve the training figures and the status's window count alike.
+        now = utcnow()
+        row = strava.read_status_and_profile(session, token, now=now)
+        profile = runners.profile_from_row(row)
         workouts = training.summary(
-            session, runner_id, profile, window_days=settings.sync_window_days
+            session,
+            row.runner_id,
+            profile,
+            window_days=settings.sync_window_days,
+            now=now,
+            history=row.history,
         )
         return ProfileSummary(
-            profile=ProfileOut.model_validate(profile, from_attributes=True) if profile else None,
-            strava=strava.get_status(
-                session,
-                runner_id,
-                keyring,
-                window_days=settings.sync_window_days,
-                workouts_in_window=workouts.workouts_in_window,
+            profile=profile,
+            strava=strava.render_status(
+                row, keyring, workouts_in_window=workouts.workouts_in_window
             ),
             training=workouts.distance,
             load=workouts.load,

@@ -77,7 +77,7 @@ def callback(
 @router.get("/strava/status")
 async def get_status(read: ReaderDep, settings: SettingsDep, keyring: KeyRingDep) -> StravaStatus:
     return await read(
-        partial(service.get_status, keyring=keyring, window_days=settings.sync_window_days)
+        partial(service.read_status, keyring=keyring, window_days=settings.sync_window_days)
     )
 
 

@@ -6,15 +6,16 @@ import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.errors import InvalidProfile, Unauthenticated
 from app.runners.models import Profile, Runner, RunnerSession
-from app.runners.schemas import PHYSIOLOGY_FIELDS, ProfileIn
+from app.runners.schemas import PHYSIOLOGY_FIELDS, ProfileIn, ProfileOut
 from app.security import new_token, token_hash
 from app.training.physiology import Physiology, Sex
 
@@ -39,18 +40,27 @@ def create_session(session: Session, *, ttl: timedelta) -> tuple[RunnerSession, 
     return runner_session, token
 
 
-# Built once (Core, bound parameters): every authenticated request runs it.
-_RUNNER_OF_TOKEN = select(RunnerSession.__table__.c.runner_id).where(
-    RunnerSession.__table__.c.token_hash == bindparam("token_hash"),
-    RunnerSession.__table__.c.expires_at > bindparam("now"),
+# The runner_sessions table for reads that fold the token check into their first statement:
+# select from it, filtered by LIVE_SESSION (bound parameters `token_hash` and `now`, filled by
+# `live_session_parameters`), and join the runner's rows on its `runner_id`.
+RUNNER_SESSIONS = RunnerSession.__table__
+LIVE_SESSION = and_(
+    RUNNER_SESSIONS.c.token_hash == bindparam("token_hash"),
+    RUNNER_SESSIONS.c.expires_at > bindparam("now"),
 )
+
+# Built once (Core, bound parameters): every authenticated request runs it.
+_RUNNER_OF_TOKEN = select(RUNNER_SESSIONS.c.runner_id).where(LIVE_SESSION)
+
+
+def live_session_parameters(token: str) -> dict[str, Any]:
+    """LIVE_SESSION's parameters for a bearer token: its hash, and now (expired ones are out)."""
+    return {"token_hash": token_hash(token), "now": utcnow()}
 
 
 def authenticate(session: Session, token: str) -> uuid.UUID:
     """The runner of a live token; an unknown or expired one is Unauthenticated."""
-    runner_id: uuid.UUID | None = session.scalar(
-        _RUNNER_OF_TOKEN, {"token_hash": token_hash(token), "now": utcnow()}
-    )
+    runner_id: uuid.UUID | None = session.scalar(_RUNNER_OF_TOKEN, live_session_parameters(token))
     if runner_id is None:
         raise Unauthenticated()
     return runner_id
@@ -62,6 +72,22 @@ _PROFILE_OF_RUNNER = select(Profile).where(Profile.runner_id == bindparam("runne
 
 def get_profile(session: Session, runner_id: uuid.UUID) -> Profile | None:
     return session.scalar(_PROFILE_OF_RUNNER, {"runner_id": runner_id})
+
+
+# The profile's columns for a read that joins `profiles` (outer: a runner may have none yet),
+# labelled `profile_<column>` so that they never clash with the read's own columns.
+PROFILES = Profile.__table__
+PROFILE_COLUMNS = tuple(column.label(f"profile_{column.key}") for column in PROFILES.c)
+
+
+def profile_from_row(row: Any) -> ProfileOut | None:
+    """The profile a row of PROFILE_COLUMNS carries, as the API shows it (no ORM object: a read
+    has nothing to write back); None when the outer join found none."""
+    if row.profile_runner_id is None:
+        return None
+    return ProfileOut(
+        **{column.key: getattr(row, f"profile_{column.key}") for column in PROFILES.c}
+    )
 
 
 def put_profile(session: Session, runner_id: uuid.UUID, data: ProfileIn) -> Profile:
@@ -101,7 +127,7 @@ def _check_heart_rates(profile: Profile) -> None:
         )
 
 
-def physiology(profile: Profile | None) -> Physiology:
+def physiology(profile: Profile | ProfileOut | None) -> Physiology:
     """What the runner told us, as the training-load model reads it."""
     if profile is None:
         return Physiology()

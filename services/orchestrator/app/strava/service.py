@@ -31,18 +31,31 @@ deauthorization retries, which run in the worker with transactions of their own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import DateTime, Select, Uuid, bindparam, delete, exists, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    FromClause,
+    Row,
+    Select,
+    Uuid,
+    bindparam,
+    delete,
+    exists,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc, utcnow, window_start
 from app.codes import ACTIVE_RUN_STATES, RECONNECT_CODES, Source, StatusCode, Updates
-from app.db import session_scope
-from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit
+from app.db import Reads, dialect_name, session_scope
+from app.errors import AppError, KeyUnavailable, NotLinked, StravaAthleteLimit, Unauthenticated
+from app.runners import service as runners
 from app.runners.models import Runner
 from app.security import KeyRing
 from app.strava.budget import BudgetSpent
@@ -67,6 +80,7 @@ from app.strava.models import (
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
 from app.strava.tokens import REFRESH_MARGIN
+from app.training import service as training
 from app.workouts import service as workouts
 
 log = structlog.get_logger(__name__)
@@ -165,15 +179,24 @@ def active_sync(session: Session, runner_id: uuid.UUID) -> SyncRun | None:
     )
 
 
-def _status_query(*, count_window: bool) -> Select[*tuple[Any, ...]]:
-    """Everything the status shows, in one statement (the app polls it): the link's columns
-    (all None when there is none), the active run's state, the window's workout count, the
-    last used link attempt's failure code and time, and a revocation at Strava. Core columns
-    and bound parameters, built once: no ORM objects, and SQLAlchemy's cache key is computed
-    once, not per request."""
-    links, runners = StravaLink.__table__.c, Runner.__table__
+def _status_query(
+    runner_id: ColumnElement[Any],
+    from_clause: FromClause,
+    where: ColumnElement[bool],
+    *,
+    count_window: bool,
+    extra: Sequence[ColumnElement[Any]] = (),
+) -> Select[*tuple[Any, ...]]:
+    """Everything the status shows, in one statement (the app polls it): the runner's id, the
+    link's columns (all None when there is none), the active run's state, the window's workout
+    count, the last used link attempt's failure code and time, a revocation at Strava, and
+    `extra` columns of `from_clause` (the summary's profile). `runner_id` is the column of
+    `from_clause` the subqueries correlate with; `where` picks the runner (their id, or a live
+    bearer token: the token check is then this same statement). Core columns and bound
+    parameters, built once: no ORM objects, and SQLAlchemy's cache key is computed once, not
+    per request."""
+    links = StravaLink.__table__.c
     runs, attempts = SyncRun.__table__.c, LinkAttempt.__table__.c
-    runner_id = bindparam("runner_id", type_=Uuid())
     since = bindparam("since", type_=DateTime(timezone=True))
     active_state = (
         select(runs.state)
@@ -195,6 +218,7 @@ def _status_query(*, count_window: bool) -> Select[*tuple[Any, ...]]:
     )
     return (
         select(
+            runner_id.label("runner_id"),
             links.id,
             links.key_id,
             links.athlete_ciphertext,
@@ -217,15 +241,45 @@ def _status_query(*, count_window: bool) -> Select[*tuple[Any, ...]]:
             last_used_at.label("last_used_at"),
             revoked_at.label("revoked_at"),
             exists().where(PushSubscriptionRecord.__table__.c.id.is_not(None)).label("push_active"),
+            *extra,
         )
-        .select_from(runners.outerjoin(StravaLink.__table__, links.runner_id == runners.c.id))
-        .where(runners.c.id == runner_id)
+        .select_from(from_clause.outerjoin(StravaLink.__table__, links.runner_id == runner_id))
+        .where(where)
     )
 
 
-# With the window's workout count, and without it for a caller that counted them already.
-_STATUS = _status_query(count_window=True)
-_STATUS_UNCOUNTED = _status_query(count_window=False)
+_RUNNERS = Runner.__table__
+_SESSIONS = runners.RUNNER_SESSIONS
+# By the runner's id (after a write that authenticated already: the callback).
+_STATUS = _status_query(
+    _RUNNERS.c.id,
+    _RUNNERS,
+    _RUNNERS.c.id == bindparam("runner_id", type_=Uuid()),
+    count_window=True,
+)
+# By a live bearer token (GET /strava/status): the token check and the status, one statement.
+_STATUS_OF_TOKEN = _status_query(
+    _SESSIONS.c.runner_id, _SESSIONS, runners.LIVE_SESSION, count_window=True
+)
+
+
+# The profile summary's statement: the token, the status and the profile, without the window's
+# count (the summary counts the workouts it reads anyway), and on PostgreSQL the training load's
+# workouts too (training.history_json): one round trip. SQLite's JSON prints floats to 15
+# digits, not exactly: there the summary reads the workouts in a second statement.
+def _summary_query(history: ColumnElement[Any]) -> Select[*tuple[Any, ...]]:
+    profiles = runners.PROFILES
+    return _status_query(
+        _SESSIONS.c.runner_id,
+        _SESSIONS.outerjoin(profiles, profiles.c.runner_id == _SESSIONS.c.runner_id),
+        runners.LIVE_SESSION,
+        count_window=False,
+        extra=(*runners.PROFILE_COLUMNS, history.label("history")),
+    )
+
+
+_SUMMARY_OF_TOKEN = _summary_query(training.history_json(_SESSIONS.c.runner_id))
+_SUMMARY_OF_TOKEN_SQLITE = _summary_query(literal(None))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -233,19 +287,46 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def get_status(
-    session: Session,
-    runner_id: uuid.UUID,
-    keyring: KeyRing,
-    *,
-    window_days: int,
-    workouts_in_window: int | None = None,
+    session: Session, runner_id: uuid.UUID, keyring: KeyRing, *, window_days: int
 ) -> StravaStatus:
-    """The link as the runner sees it, in one statement. `workouts_in_window`: the count when
-    the caller already read the window's workouts (the profile summary)."""
-    now = utcnow()
-    since = window_start(now, window_days)
-    query = _STATUS if workouts_in_window is None else _STATUS_UNCOUNTED
-    row = session.execute(query, {"runner_id": runner_id, "since": since}).first()
+    """The link as the runner sees it, in one statement."""
+    since = window_start(utcnow(), window_days)
+    row = session.execute(_STATUS, {"runner_id": runner_id, "since": since}).first()
+    return render_status(row, keyring)
+
+
+def read_status(session: Reads, token: str, keyring: KeyRing, *, window_days: int) -> StravaStatus:
+    """GET /strava/status: the runner of a live bearer token and their status, in one statement
+    (an unknown or expired token is Unauthenticated)."""
+    parameters = runners.live_session_parameters(token)
+    since = window_start(parameters["now"], window_days)
+    row = session.execute(_STATUS_OF_TOKEN, {**parameters, "since": since}).first()
+    if row is None:
+        raise Unauthenticated()
+    return render_status(row, keyring)
+
+
+def read_status_and_profile(session: Reads, token: str, *, now: datetime) -> Row[Any]:
+    """The profile summary's first statement: the runner of a live bearer token, their status
+    (render it with `render_status`, given the window's count), their profile
+    (runners.profile_from_row) and, on PostgreSQL, their workouts for the training load
+    (`history`, for training.summary; None on SQLite). An unknown or expired token is
+    Unauthenticated."""
+    parameters = runners.live_session_parameters(token)
+    query = _SUMMARY_OF_TOKEN if dialect_name(session) == "postgresql" else _SUMMARY_OF_TOKEN_SQLITE
+    row = session.execute(
+        query, {**parameters, "history_since": training.history_since(now)}
+    ).first()
+    if row is None:
+        raise Unauthenticated()
+    return row
+
+
+def render_status(
+    row: Row[Any] | None, keyring: KeyRing, *, workouts_in_window: int | None = None
+) -> StravaStatus:
+    """The status from a row of a status statement (None: no runner). `workouts_in_window`: the
+    count when the caller read the window's workouts itself (the profile summary)."""
     if row is None or row.id is None:
         error = None
         if row is not None and row.last_failure is not None:

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc
@@ -80,10 +80,11 @@ def list_workouts(
 
 
 def count_since_query(
-    runner_id: uuid.UUID | BindParameter[Any], since: datetime | BindParameter[Any]
+    runner_id: uuid.UUID | ColumnElement[Any], since: datetime | ColumnElement[Any]
 ) -> Select[int]:
     """How many of the runner's workouts started at or after `since`, as a Core query: another
-    read can embed it as a scalar subquery, with bound parameters in a statement built once."""
+    read can embed it as a scalar subquery (the runner a bound parameter or the enclosing read's
+    column), in a statement built once."""
     workouts = Workout.__table__.c
     return select(func.count()).where(workouts.runner_id == runner_id, workouts.start_date >= since)
 

@@ -15,14 +15,14 @@ import pytest
 import time_machine
 from app.clock import utcnow
 from app.config import Settings
-from app.db import engine_for, session_scope
+from app.db import session_scope
 from app.strava.runtime import StravaRuntime
 from app.strava.sync import run_sync
 from app.training.service import runner_zone
 from app.workouts.models import Workout
 from factories import Runner, add_workout, linked_runner, new_runner
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import Engine, delete, event, func, select
 from strava_emulator.testing import EmulatorHandle
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -408,12 +408,12 @@ def test_the_summary_reads_the_workouts_once_without_their_json(
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    engine = engine_for(settings.database_url)
-    event.listen(engine, "before_cursor_execute", record)
+    # Every engine: the summary reads on the API's async engine (app.db.make_read_engine).
+    event.listen(Engine, "before_cursor_execute", record)
     try:
         response = runner.get("/api/v1/profile/summary")
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
     assert response.status_code == 200, response.text
     on_workouts = [statement for statement in statements if "FROM workouts" in statement]
     assert len(on_workouts) == 1, on_workouts
@@ -426,3 +426,55 @@ def test_the_summary_reads_the_workouts_once_without_their_json(
     )
     assert summary["training"]["runs"] == 1
     assert summary["load"]["weekly_load"] > 0
+
+
+def test_the_summary_carries_the_workouts_exactly_as_their_query_reads_them(
+    api: TestClient, settings: Settings, frozen: None
+) -> None:
+    """On PostgreSQL the summary's one statement carries the workouts as JSON
+    (training.history_json): awkward floats, whole-number floats, microseconds, a missing local
+    time and a power meter's flag give the figures the workouts' own query gives."""
+    from app.runners.service import get_profile
+    from app.training.service import summary as training_summary
+
+    runner = new_runner(api)
+    assert runner.put("/api/v1/profile", {**PROFILE, "timezone": "America/Denver"}).status_code
+    add_workout(
+        runner.runner_id,
+        date(2026, 12, 1),
+        moving_time_s=3601,
+        distance_m=0.1 + 10_000.2,  # 10000.300000000001: no short decimal reads back the same
+        average_speed_mps=2.9999999999999996,
+        average_heartrate=151.0,
+        max_heartrate=183.33333333333334,
+        start_date=datetime(2026, 12, 1, 6, 59, 59, 999_999, tzinfo=UTC),
+        start_date_local=None,  # its day from the profile's zone: still Nov 30 in Denver
+    )
+    add_workout(
+        runner.runner_id,
+        date(2026, 12, 3),
+        sport_type="Ride",
+        is_run=False,
+        moving_time_s=5400,
+        distance_m=40_000.0,
+        weighted_average_watts=212.7,
+        device_watts=True,
+    )
+    add_workout(runner.runner_id, date(2026, 11, 2), moving_time_s=1800, distance_m=5e-324)
+
+    summary = runner.get("/api/v1/profile/summary").json()
+
+    with session_scope() as session:
+        runner_id = uuid.UUID(runner.runner_id)
+        expected = training_summary(
+            session,
+            runner_id,
+            get_profile(session, runner_id),
+            window_days=settings.sync_window_days,
+            now=NOW,
+        )
+    assert summary["training"] == expected.distance.model_dump(mode="json")
+    assert summary["load"] == expected.load.model_dump(mode="json")
+    assert summary["load"] == load(runner)["current"]
+    assert expected.distance.runs == 1
+    assert expected.workouts_in_window == 2
