@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, all_, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.codes import Source
@@ -214,15 +215,18 @@ def delete_vanished(
     listed (deleted or hidden on Strava). Call only after a *complete* listing.
 
     The window's first second is left alone: whether Strava's `after` includes it is unknown.
+    One statement, whatever the count: on PostgreSQL the listed ids travel as one array
+    parameter (`<> ALL`), so its text (and prepared plan) is the same for every listing.
     """
-    stored = session.execute(
-        select(Workout.id, Workout.source_id).where(
-            Workout.runner_id == runner_id,
-            Workout.source == Source.STRAVA,
-            Workout.start_date > window_start,
-        )
-    ).all()
-    gone = [workout_id for workout_id, source_id in stored if source_id not in listed]
-    for start in range(0, len(gone), LOOKUP_CHUNK):
-        session.execute(delete(Workout).where(Workout.id.in_(gone[start : start + LOOKUP_CHUNK])))
-    return len(gone)
+    statement = delete(Workout).where(
+        Workout.runner_id == runner_id,
+        Workout.source == Source.STRAVA,
+        Workout.start_date > window_start,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        listed_ids = bindparam("listed", list(listed), type_=ARRAY(BigInteger))
+        statement = statement.where(Workout.source_id != all_(listed_ids))
+    elif listed:
+        statement = statement.where(Workout.source_id.not_in(listed))
+    deleted = session.execute(statement.execution_options(synchronize_session=False))
+    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
