@@ -1,18 +1,22 @@
 """One sync run of one runner's last SYNC_WINDOW_DAYS of activities (docs/contract.md §4): claim,
 list, write, classify, report. When a run happens, and what follows it, is scheduling.py's.
 
-A run goes through three short transactions, never holding a lock while Strava is called
-(except the token refresh, see tokens.py):
+A run goes through three short steps, never holding a lock while Strava is called (except the
+token refresh, see tokens.py), in few round trips (issue 13: about ten statements for a
+two-page run, counted by tests/strava/test_sync_round_trips.py):
 
-1. **claim**: the run goes queued → running (atomically: a duplicate task message does nothing;
-   a redelivered one takes over a run whose worker died);
+1. **claim**: the run goes queued → running in one `UPDATE .. RETURNING` committed by itself
+   (atomically: a duplicate task message does nothing; a redelivered one takes over a run whose
+   worker died), then one read brings the link and the push flag;
 2. **list**: a live access token, then `GET /athlete/activities?after=…&per_page=200&page=n` until
    an *empty* page (a short page is not the end), deduplicated by id; before every request the
-   shared rate budget is asked (budget.py). A 401 gets one token refresh, then `reauth_required`;
+   shared rate budget is asked (budget.py), and before every one but the first the lease is
+   renewed (lease.py). A 401 gets one token refresh, then `reauth_required`;
 3. **write**: with the link row locked and re-checked (unlinked meanwhile → nothing is written),
    upsert by (source, source_id) in bulk, and only after a complete listing delete the window's
-   workouts that Strava no longer lists (both in ingest.py); then the run's figures and the
-   link's status and next sync (scheduling.record_run).
+   workouts that Strava no longer lists (both in ingest.py); then the link's status and next sync
+   (scheduling.run_recorded) and the run's figures, by an UPDATE that matches only while this
+   attempt still holds the run (else LeaseLost, and the whole write is rolled back).
 
 A listing that failed part-way keeps what it fetched, deletes nothing and moves no cursor
 (`partial`). A spent rate budget or a 429 is a state, not a failure: the run is `deferred` and the
