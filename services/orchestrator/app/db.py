@@ -331,6 +331,20 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         session.close()
 
 
+@lru_cache
+def _autocommit_engine(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def autocommit_connection(factory: sessionmaker[Session] | None = None) -> Iterator[Connection]:
+    """A pooled connection on which every statement commits by itself, with no Session around
+    it: for one Core statement that must be durable alone (a sync's lease renewal)."""
+    bind = (factory or get_sessionmaker()).kw["bind"]
+    with _autocommit_engine(bind).connect() as connection:
+        yield connection
+
+
 @contextmanager
 def autocommit_session(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
     """A session whose every statement commits by itself: no BEGIN and no COMMIT round trip.

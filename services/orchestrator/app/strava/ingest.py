@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, all_, bindparam, delete, select
+from sqlalchemy import BigInteger, Table, all_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 RUN_SPORT_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
+_WORKOUTS = cast(Table, Workout.__table__)
 # Rows per SELECT ... IN (...) when comparing with what is stored.
 LOOKUP_CHUNK = 1000
 
@@ -184,7 +185,7 @@ def upsert_workouts(
     ids = list(rows)
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
-        for source_id, owner, raw in session.execute(
+        for source_id, owner, raw in session.connection().execute(
             select(Workout.source_id, Workout.runner_id, Workout.raw).where(
                 Workout.source == Source.STRAVA, Workout.source_id.in_(chunk)
             )
@@ -218,15 +219,16 @@ def delete_vanished(
     One statement, whatever the count: on PostgreSQL the listed ids travel as one array
     parameter (`<> ALL`), so its text (and prepared plan) is the same for every listing.
     """
-    statement = delete(Workout).where(
-        Workout.runner_id == runner_id,
-        Workout.source == Source.STRAVA,
-        Workout.start_date > window_start,
+    workouts = _WORKOUTS.c
+    statement = delete(_WORKOUTS).where(
+        workouts.runner_id == runner_id,
+        workouts.source == Source.STRAVA,
+        workouts.start_date > window_start,
     )
-    if session.get_bind().dialect.name == "postgresql":
+    connection = session.connection()  # Core, past the ORM's execution layer
+    if connection.dialect.name == "postgresql":
         listed_ids = bindparam("listed", list(listed), type_=ARRAY(BigInteger))
-        statement = statement.where(Workout.source_id != all_(listed_ids))
+        statement = statement.where(workouts.source_id != all_(listed_ids))
     elif listed:
-        statement = statement.where(Workout.source_id.not_in(listed))
-    deleted = session.execute(statement.execution_options(synchronize_session=False))
-    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+        statement = statement.where(workouts.source_id.not_in(listed))
+    return int(connection.execute(statement).rowcount or 0)

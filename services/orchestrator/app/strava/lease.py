@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import as_utc
 from app.codes import RunState
-from app.db import autocommit_session
+from app.db import autocommit_connection
 from app.strava.models import SyncRun
 
 
@@ -49,9 +49,10 @@ _RENEW = _renew_statement()
 def renew(sessions: sessionmaker[Session], run_id: uuid.UUID, attempt: int, now: datetime) -> None:
     """Renew the lease of this worker's attempt at the run; LeaseLost when the run is no longer
     running or another attempt took it over."""
-    with autocommit_session(sessions) as session:  # one round trip: no BEGIN, no COMMIT
-        renewed = session.execute(_RENEW, {"run_id": run_id, "attempt": attempt, "now": now})
-    if renewed.rowcount != 1:  # type: ignore[attr-defined]
+    # One round trip (no BEGIN, no COMMIT) and no Session: a plain Core statement.
+    with autocommit_connection(sessions) as connection:
+        renewed = connection.execute(_RENEW, {"run_id": run_id, "attempt": attempt, "now": now})
+    if renewed.rowcount != 1:
         raise LeaseLost(str(run_id))
 
 

@@ -413,7 +413,7 @@ def run_recorded(
     elif code != link.error_code or link.error_since is None:
         values["error_since"] = now
     links = _LINKS.c
-    session.execute(update(_LINKS).where(links.id == link.id).values(values))
+    session.connection().execute(update(_LINKS).where(links.id == link.id).values(values))
     return retry
 
 

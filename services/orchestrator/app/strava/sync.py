@@ -176,12 +176,16 @@ def claim_run(
     }
     if window is not None:
         values.update(window_start=window[0], window_end=window[1])
-    row = session.execute(
-        update(_RUNS)
-        .where(runs.id == run_id, or_(runs.state == RunState.QUEUED, takeover))
-        .values(values)
-        .returning(runs.runner_id, runs.trigger, runs.attempts, runs.started_at)
-    ).first()
+    row = (
+        session.connection()
+        .execute(  # Core, past the ORM's execution layer
+            update(_RUNS)
+            .where(runs.id == run_id, or_(runs.state == RunState.QUEUED, takeover))
+            .values(values)
+            .returning(runs.runner_id, runs.trigger, runs.attempts, runs.started_at)
+        )
+        .first()
+    )
     if row is None:
         return None
     started_at = as_utc(row.started_at) if row.started_at is not None else now
@@ -465,7 +469,7 @@ def _finish(
     if recorder is not None:
         values["strava_requests"] = recorder.requests
         values["rate_limit"] = rate_limit_document(recorder.snapshot)
-    finished = session.execute(
+    finished = session.connection().execute(
         update(_RUNS)
         .where(
             runs.id == claim.run_id,
@@ -474,7 +478,7 @@ def _finish(
         )
         .values(values)
     )
-    if finished.rowcount != 1:  # type: ignore[attr-defined]
+    if finished.rowcount != 1:
         raise LeaseLost(str(claim.run_id))  # declared lost, or taken over, meanwhile
     return SyncOutcome(
         sync_run_id=claim.run_id,
