@@ -34,8 +34,9 @@ from typing import Any, cast
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import Integer, Table, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.clock import as_utc, utcnow, window_start
 from app.codes import RECONNECT_CODES, RunResult, RunState, StatusCode
@@ -138,6 +139,37 @@ class RunAbandoned(Exception):
     """Every allowed attempt at the run died with its process (a poison task): it is failed."""
 
 
+def _claim_statement(*, redelivered: bool) -> ReturningUpdate[Any]:
+    runs = _RUNS.c
+    stamp = runs.started_at.type
+    now = bindparam("now", type_=stamp)
+    running = runs.state == RunState.RUNNING
+    takeover = running
+    if not redelivered:
+        last = func.coalesce(runs.heartbeat_at, runs.started_at)
+        takeover = and_(running, or_(last.is_(None), last < bindparam("cutoff", type_=stamp)))
+    exhausted = and_(running, runs.attempts >= bindparam("max_attempts", type_=Integer))
+    return (
+        update(_RUNS)
+        .where(runs.id == bindparam("run_id", type_=runs.id.type))
+        .where(or_(runs.state == RunState.QUEUED, takeover))
+        .values(
+            state=RunState.RUNNING,
+            started_at=case((exhausted, runs.started_at), else_=now),
+            heartbeat_at=now,
+            attempts=case((exhausted, runs.attempts), else_=runs.attempts + 1),
+            window_start=bindparam("window_start", type_=stamp),
+            window_end=bindparam("window_end", type_=stamp),
+        )
+        .returning(runs.runner_id, runs.trigger, runs.attempts, runs.started_at)
+    )
+
+
+# Built once (bound parameters): every task claims its run, and a statement built per call
+# costs its construction and its cache key each time. Keyed by `redelivered`.
+_CLAIMS = {flag: _claim_statement(redelivered=flag) for flag in (False, True)}
+
+
 def claim_run(
     session: Session,
     run_id: uuid.UUID,
@@ -146,7 +178,7 @@ def claim_run(
     redelivered: bool,
     lease: timedelta,
     max_attempts: int = 3,
-    window: tuple[datetime, datetime] | None = None,
+    window: tuple[datetime, datetime],
 ) -> Claim | None:
     """Move the run to `running` for this task, or None when there is nothing to do: one
     conditional `UPDATE .. RETURNING` (atomic; the caller commits it alone, before Strava).
@@ -161,31 +193,16 @@ def claim_run(
     not counted up and its start kept: each of them died with its process (a poison task), so
     the caller fails it. `window`: the listing's (start, end), recorded on the run.
     """
-    runs = _RUNS.c
-    running = runs.state == RunState.RUNNING
-    takeover = running
-    if not redelivered:
-        last = func.coalesce(runs.heartbeat_at, runs.started_at)
-        takeover = and_(running, or_(last.is_(None), last < now - lease))
-    exhausted = and_(running, runs.attempts >= max_attempts)
-    values: dict[str, Any] = {
-        "state": RunState.RUNNING,
-        "started_at": case((exhausted, runs.started_at), else_=now),
-        "heartbeat_at": now,
-        "attempts": case((exhausted, runs.attempts), else_=runs.attempts + 1),
+    parameters = {
+        "run_id": run_id,
+        "now": now,
+        "cutoff": now - lease,
+        "max_attempts": max_attempts,
+        "window_start": window[0],
+        "window_end": window[1],
     }
-    if window is not None:
-        values.update(window_start=window[0], window_end=window[1])
-    row = (
-        session.connection()
-        .execute(  # Core, past the ORM's execution layer
-            update(_RUNS)
-            .where(runs.id == run_id, or_(runs.state == RunState.QUEUED, takeover))
-            .values(values)
-            .returning(runs.runner_id, runs.trigger, runs.attempts, runs.started_at)
-        )
-        .first()
-    )
+    # Core on the session's connection, past the ORM's execution layer.
+    row = session.connection().execute(_CLAIMS[redelivered], parameters).first()
     if row is None:
         return None
     started_at = as_utc(row.started_at) if row.started_at is not None else now
@@ -439,6 +456,30 @@ def _write(
     return outcome, upserted
 
 
+def _finish_statement(*, with_requests: bool) -> Update:
+    runs = _RUNS.c
+    columns = ["finished_at", "duration_ms", "result", "error_code"]
+    columns += ["fetched", "inserted", "updated", "deleted"]
+    if with_requests:
+        columns += ["strava_requests", "rate_limit"]
+    return (
+        update(_RUNS)
+        .where(
+            runs.id == bindparam("run_id", type_=runs.id.type),
+            runs.state == RunState.RUNNING,
+            runs.attempts == bindparam("attempt", type_=Integer),
+        )
+        .values(
+            {"state": RunState.FINISHED}
+            | {name: bindparam(name, type_=runs[name].type) for name in columns}
+        )
+    )
+
+
+# Built once, keyed by whether the run made Strava requests (figures to record).
+_FINISHES = {flag: _finish_statement(with_requests=flag) for flag in (False, True)}
+
+
 def _finish(
     session: Session,
     claim: Claim,
@@ -454,9 +495,9 @@ def _finish(
 ) -> SyncOutcome:
     """Close the run with its figures: one UPDATE, only while this attempt still holds it
     (running, our attempt number); LeaseLost when it does not, and nothing is overwritten."""
-    runs = _RUNS.c
-    values: dict[str, Any] = {
-        "state": RunState.FINISHED,
+    parameters: dict[str, Any] = {
+        "run_id": claim.run_id,
+        "attempt": claim.attempts,
         "finished_at": now,
         "duration_ms": max(0, int((now - claim.started_at).total_seconds() * 1000)),
         "result": result,
@@ -467,24 +508,16 @@ def _finish(
         "deleted": deleted,
     }
     if recorder is not None:
-        values["strava_requests"] = recorder.requests
-        values["rate_limit"] = rate_limit_document(recorder.snapshot)
-    finished = session.connection().execute(
-        update(_RUNS)
-        .where(
-            runs.id == claim.run_id,
-            runs.state == RunState.RUNNING,
-            runs.attempts == claim.attempts,
-        )
-        .values(values)
-    )
+        parameters["strava_requests"] = recorder.requests
+        parameters["rate_limit"] = rate_limit_document(recorder.snapshot)
+    finished = session.connection().execute(_FINISHES[recorder is not None], parameters)
     if finished.rowcount != 1:
         raise LeaseLost(str(claim.run_id))  # declared lost, or taken over, meanwhile
     return SyncOutcome(
         sync_run_id=claim.run_id,
         result=result,
         error_code=code,
-        fetched=values["fetched"],
+        fetched=parameters["fetched"],
         inserted=upserted.inserted,
         updated=upserted.updated,
         deleted=deleted,
