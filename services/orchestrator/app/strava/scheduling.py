@@ -44,7 +44,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import Table, exists, func, or_, select, text, update
+from sqlalchemy import Table, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -370,20 +370,25 @@ def record_run(
     return retry
 
 
+# Built once (bound parameters): every sync run's write locks its link with it.
+_LOCK_LINK_STATUS = (
+    select(_LINKS.c.runner_id, _LINKS.c.error_code, _LINKS.c.error_since, _LINKS.c.sync_failures)
+    .where(_LINKS.c.id == bindparam("link_id", type_=_LINKS.c.id.type))
+    .with_for_update()
+)
+
+
 def lock_link_status(session: Session, link_id: uuid.UUID) -> LinkStatus | None:
     """The link's status columns, its row locked until the transaction ends (a Core read: no
     ORM object to build, and only what `run_recorded` needs). None when the link is gone.
     SQLite has no row locks: a no-op write takes its write lock instead (db.lock_row)."""
     links = _LINKS.c
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
+    connection = session.connection()  # Core statements, past the ORM's execution layer
+    if connection.dialect.name == "sqlite":
+        connection.execute(
             update(_LINKS).where(links.id == link_id).values(token_version=links.token_version)
         )
-    row = session.execute(
-        select(links.runner_id, links.error_code, links.error_since, links.sync_failures)
-        .where(links.id == link_id)
-        .with_for_update()
-    ).first()
+    row = connection.execute(_LOCK_LINK_STATUS, {"link_id": link_id}).first()
     if row is None:
         return None
     return LinkStatus(
