@@ -13,9 +13,9 @@ default):
   interval SYNC_RECONCILE_SECONDS: webhook events bring the news, the 28-day listing only
   catches what events missed. Without a subscription, a tick brings links scheduled at the
   reconciliation pace back to their hourly slot (`return_to_polling`).
-* **After a run** (`record_run`): success → the next slot; a spent rate limit → just after the
-  window resets; a failure → exponential backoff (`retry_delay`); a code that needs the runner to
-  reconnect → never, until they do.
+* **After a run** (`record_run`; a sync's own write: `run_recorded`): success → the next slot;
+  a spent rate limit → just after the window resets; a failure → exponential backoff
+  (`retry_delay`); a code that needs the runner to reconnect → never, until they do.
 * **Webhook events** (webhook_processing.py): a runner's task is sent when an event is stored;
   the tick re-drives (`redrive_webhooks`) deferred events whose wait is over (a spent budget
   resets), pending ones whose task was lost, and `processing` claims whose lease ran out (the
