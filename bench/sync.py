@@ -13,10 +13,15 @@ default redis://127.0.0.1:6379/0: a queue and budget of its own, removed at the 
 2. Fan-out: one `orchestrator worker` process (prefork, --concurrency children) on Redis; N sync
    runs queued through the service and published to Celery at once; timed from the first publish
    to the last run finished. Reported: athletes/s, activities/s, Strava requests per athlete-sync,
-   p50/p99 of the runs' own duration, peak RSS of a worker process (VmHWM).
+   p50/p99 of the runs' own duration, peak RSS of a worker process (VmHWM), and the CPU
+   seconds the emulator, the worker's processes and the bench itself burnt in that window
+   (the emulator shares the machine's cores with the worker: its share says how honest the
+   figure is).
 3. The same with 50 ms of emulator latency on every activities request (a slow Strava).
 4. The floor: the same pages fetched once beforehand, then only parsed (SummaryActivity) and bulk
    upserted in one process: what this machine does with no HTTP, broker or task overhead.
+5. The ratio of the first fan-out's athletes/s to the floor's, with the load average (the
+   machine may be shared: compare ratios of one run, not figures of different runs).
 
 Each fan-out starts from an empty workouts table, so every sync is a first, inserting sync.
 Everything stays on 127.0.0.1 and stops by itself.
@@ -67,8 +72,22 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+# The emulator's pid (set by `emulator`): the fan-out reports the CPU it burns on the same cores.
+EMULATOR_PID: int | None = None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of one process (its own, not its children's); 0 once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def emulator(athletes: int, workdir: Path) -> Iterator[str]:
+    global EMULATOR_PID
     port = _free_port()
     log = (workdir / "emulator.log").open("wb")
     process = subprocess.Popen(
@@ -88,6 +107,7 @@ def emulator(athletes: int, workdir: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    EMULATOR_PID = process.pid
 
     def up() -> bool:
         try:
@@ -197,6 +217,8 @@ class Figures:
     durations_ms: list[int]
     results: dict[str, int]
     peak_rss_mb: float | None = None
+    # CPU seconds of each process group over the timed window (fan-outs only).
+    cpu_s: dict[str, float] | None = None
 
     def print(self) -> None:
         ordered = sorted(self.durations_ms) or [0]
@@ -213,6 +235,16 @@ class Figures:
         print(f"  sync duration p99      {p99:8.0f} ms")
         if self.peak_rss_mb is not None:
             print(f"  peak RSS of a worker   {self.peak_rss_mb:8.1f} MiB (VmHWM)")
+        cores = os.cpu_count() or 1
+        for name, seconds in (self.cpu_s or {}).items():
+            print(
+                f"  CPU {name:<18} {seconds:8.1f} s = {seconds / self.wall_s:4.2f} of a core "
+                f"({100 * seconds / (self.wall_s * cores):4.1f}% of {cores} cores)"
+            )
+
+    @property
+    def rate(self) -> float:
+        return self.athletes / self.wall_s
 
 
 def _vm_hwm_mb(pid: int) -> float:
@@ -234,6 +266,13 @@ def _process_tree(pid: int) -> list[int]:
     for child in children:
         found.extend(_process_tree(int(child)))
     return found
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def _reset_data() -> None:
@@ -276,6 +315,10 @@ def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: 
                     )
                 session.flush()
                 run_ids = list(session.scalars(select(SyncRun.id).where(SyncRun.state == "queued")))
+            tree = _process_tree(worker.pid)
+            emulator_cpu = _cpu_seconds(EMULATOR_PID) if EMULATOR_PID else 0.0
+            worker_cpu = sum(_cpu_seconds(pid) for pid in tree)
+            bench_cpu = time.process_time()
             started = time.perf_counter()
             for run_id in run_ids:
                 tasks.enqueue_sync(run_id)
@@ -289,6 +332,11 @@ def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: 
 
             _wait(done, 3600, "the syncs did not finish")
             wall = time.perf_counter() - started
+            cpu = {
+                "emulator": (_cpu_seconds(EMULATOR_PID) if EMULATOR_PID else 0.0) - emulator_cpu,
+                "worker (all procs)": sum(_cpu_seconds(pid) for pid in tree) - worker_cpu,
+                "bench (publish+poll)": time.process_time() - bench_cpu,
+            }
             peak = max(_vm_hwm_mb(pid) for pid in _process_tree(worker.pid))
         finally:
             worker.send_signal(signal.SIGTERM)
@@ -312,6 +360,7 @@ def fan_out(label: str, runner_ids: list[uuid.UUID], concurrency: int, workdir: 
         durations_ms=[row.duration_ms or 0 for row in rows],
         results=results,
         peak_rss_mb=peak,
+        cpu_s=cpu,
     )
 
 
@@ -392,12 +441,13 @@ def main() -> None:
             print(f"  {len(runner_ids):,} links sealed in {time.perf_counter() - started:.1f} s")
             print(f"  worker: 1 process x {args.concurrency} (prefork), Redis broker and budget")
             try:
-                fan_out(
+                fast = fan_out(
                     "fan-out through Celery (emulator on loopback)",
                     runner_ids,
                     args.concurrency,
                     workdir,
-                ).print()
+                )
+                fast.print()
                 if args.latency_ms:
                     admin.add_fault(
                         ACTIVITIES, "latency", latency_ms=args.latency_ms, count=10_000_000
@@ -409,7 +459,12 @@ def main() -> None:
                         workdir,
                     ).print()
                     admin.clear_faults()
-                floor(runner_ids, emulator_url).print()
+                best = floor(runner_ids, emulator_url)
+                best.print()
+                print(
+                    f"\nratio fan-out / floor    {fast.rate:.1f} / {best.rate:.1f} athletes/s"
+                    f" = {fast.rate / best.rate:.2f}   (load average {_loadavg()})"
+                )
             finally:
                 admin.close()
                 client = redis.Redis.from_url(REDIS_URL)

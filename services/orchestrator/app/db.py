@@ -331,6 +331,33 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         session.close()
 
 
+@lru_cache
+def _autocommit_engine(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def autocommit_connection(factory: sessionmaker[Session] | None = None) -> Iterator[Connection]:
+    """A pooled connection on which every statement commits by itself, with no Session around
+    it: for one Core statement that must be durable alone (a sync's lease renewal)."""
+    bind = (factory or get_sessionmaker()).kw["bind"]
+    with _autocommit_engine(bind).connect() as connection:
+        yield connection
+
+
+@contextmanager
+def autocommit_session(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
+    """A session whose every statement commits by itself: no BEGIN and no COMMIT round trip.
+    For a statement that must be durable alone (the sync's claim, a lease renewal) and for
+    reads that need no snapshot of their own; never for writes that belong together."""
+    session = (factory or get_sessionmaker())()
+    try:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+    finally:
+        session.close()
+
+
 async def admit_session(request: Request) -> AsyncIterator[None]:
     """No more requests hold a session than the pool has connections (`app.state.session_slots`,
     set at start-up), so a burst waits here, off the threadpool and without a connection, and

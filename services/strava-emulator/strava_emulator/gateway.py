@@ -85,6 +85,7 @@ class StravaGateway:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         scope_state: dict[str, Any] = scope.setdefault("state", {})
         status_seen = [0]
+        generation = state.requests.generation
 
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -101,6 +102,7 @@ class StravaGateway:
                 status=status_seen[0] or 499,  # 499: the client went away first
                 athlete_id=scope_state.get("athlete_id"),
                 at=isoformat_z(state.clock.now()),
+                generation=generation,
             )
 
     async def _handle(

@@ -12,6 +12,9 @@ SECRET_PARAMS: Final = frozenset({"client_secret", "code", "refresh_token", "acc
 class RequestLog:
     def __init__(self, maxlen: int = 10_000) -> None:
         self.entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        # Bumped by `clear`: a request is logged when it ends, and one that began before a clear
+        # (held by a latency fault, its client long gone) must not show up after it.
+        self.generation = 0
 
     def record(
         self,
@@ -22,7 +25,11 @@ class RequestLog:
         status: int,
         athlete_id: int | None,
         at: str,
+        generation: int | None = None,
     ) -> None:
+        """Log a request that ended; `generation`: the log's when it began (None: now)."""
+        if generation is not None and generation != self.generation:
+            return
         self.entries.append(
             {
                 "method": method,
@@ -44,3 +51,4 @@ class RequestLog:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.generation += 1

@@ -151,3 +151,18 @@ def test_console_command_serves() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_request_that_began_before_the_log_was_cleared_is_not_logged_after_it() -> None:
+    # Requests are logged when they end: one held by a latency fault past a clear (its client
+    # killed long before) would otherwise show up in the next test's fresh log.
+    from strava_emulator.requestlog import RequestLog
+
+    log = RequestLog()
+    began = log.generation
+    log.clear()
+    log.record(
+        method="GET", path="/x", query={}, status=499, athlete_id=None, at="", generation=began
+    )
+    log.record(method="GET", path="/y", query={}, status=200, athlete_id=None, at="")
+    assert [entry["path"] for entry in log.find()] == ["/y"]

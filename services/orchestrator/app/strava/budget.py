@@ -94,9 +94,17 @@ class BudgetView:
 
 
 class RateBudget(Protocol):
-    def acquire(self, now: datetime, runner_id: uuid.UUID | None = None) -> None:
+    def acquire(
+        self,
+        now: datetime,
+        runner_id: uuid.UUID | None = None,
+        *,
+        seen: RateLimitSnapshot | None = None,
+    ) -> None:
         """Count one request about to be made, or raise BudgetSpent; a request made for
-        `runner_id` (a sync's listing) also counts toward that runner's share."""
+        `runner_id` (a sync's listing) also counts toward that runner's share. `seen`: the
+        figures of the previous response, taken in first (as `record` would), in the same
+        call to the store."""
 
     def record(self, snapshot: RateLimitSnapshot, now: datetime) -> None:
         """Take in the usage and limits of a Strava response."""
@@ -186,9 +194,17 @@ class DatabaseBudget:
         overall_short, overall_daily, read_short, read_daily = (int(v or 0) for v in values)
         return Limits((overall_short, overall_daily), (read_short, read_daily))
 
-    def acquire(self, now: datetime, runner_id: uuid.UUID | None = None) -> None:
+    def acquire(
+        self,
+        now: datetime,
+        runner_id: uuid.UUID | None = None,
+        *,
+        seen: RateLimitSnapshot | None = None,
+    ) -> None:
         with self._sessions.begin() as session:
             row = self._locked(session)
+            if seen is not None:
+                self._record_row(row, seen, now)
             if row.blocked_until is not None and _aware(row.blocked_until) > now:
                 window: Window = "daily" if row.blocked_window == "daily" else "short"
                 raise BudgetSpent(_aware(row.blocked_until), window)
@@ -234,17 +250,19 @@ class DatabaseBudget:
 
     def record(self, snapshot: RateLimitSnapshot, now: datetime) -> None:
         with self._sessions.begin() as session:
-            row = self._locked(session)
-            self._roll(row, now)
-            row.short_overall = max(row.short_overall, snapshot.overall_usage[0])
-            row.daily_overall = max(row.daily_overall, snapshot.overall_usage[1])
-            row.short_read = max(row.short_read, snapshot.read_usage[0])
-            row.daily_read = max(row.daily_read, snapshot.read_usage[1])
-            row.overall_limit_short, row.overall_limit_daily = snapshot.overall_limit
-            row.read_limit_short, row.read_limit_daily = snapshot.read_limit
-            window = snapshot.exhausted_window()
-            if window is not None:
-                self._block_row(row, snapshot.retry_at(now), window)
+            self._record_row(self._locked(session), snapshot, now)
+
+    def _record_row(self, row: RateBudgetState, snapshot: RateLimitSnapshot, now: datetime) -> None:
+        self._roll(row, now)
+        row.short_overall = max(row.short_overall, snapshot.overall_usage[0])
+        row.daily_overall = max(row.daily_overall, snapshot.overall_usage[1])
+        row.short_read = max(row.short_read, snapshot.read_usage[0])
+        row.daily_read = max(row.daily_read, snapshot.read_usage[1])
+        row.overall_limit_short, row.overall_limit_daily = snapshot.overall_limit
+        row.read_limit_short, row.read_limit_daily = snapshot.read_limit
+        window = snapshot.exhausted_window()
+        if window is not None:
+            self._block_row(row, snapshot.retry_at(now), window)
 
     @staticmethod
     def _block_row(row: RateBudgetState, until: datetime, window: Window) -> None:
@@ -301,10 +319,11 @@ def _aware(value: datetime) -> datetime:
 # --- Redis (production) -----------------------------------------------------------------------
 
 # KEYS: limits, short counters, daily counters, block[, the runner's short counter]. ARGV:
-# reserve, short ttl, daily ttl, now (ms), runner share. Returns {0} when a request was counted,
-# {1, until_ms, window} when blocked, {2, 0, window} when the window's share (or the runner's
-# share of it) is spent.
-_ACQUIRE = """
+# reserve, short ttl, daily ttl, now (ms), runner share[, then a response's figures to record
+# first, as _RECORD's]. Returns {0} when a request was counted, {1, until_ms, window} when
+# blocked, {2, 0, window} when the window's share (or the runner's share of it) is spent.
+_ACQUIRE_BODY = """
+if #ARGV > 5 then record(5) end
 local blocked = redis.call('GET', KEYS[4])
 if blocked then
   local until_ms, window = string.match(blocked, '([^|]+)|(.+)')
@@ -350,24 +369,31 @@ redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
 return {0}
 """
 
-# KEYS: limits, short counters, daily counters. ARGV: short overall, short read, daily overall,
-# daily read, short ttl, daily ttl, then the limits (overall short, overall daily, read short,
-# read daily). Stores the limits and raises each counter to Strava's figure (never lowers it).
-# One script call, one round trip per recorded response.
-_RECORD = """
-redis.call('HSET', KEYS[1], 'os', ARGV[7], 'od', ARGV[8], 'rs', ARGV[9], 'rd', ARGV[10])
-local function raise(key, field, value)
-  local current = tonumber(redis.call('HGET', key, field) or '0')
-  if value > current then redis.call('HSET', key, field, value) end
+# Takes in a response's figures: stores the limits and raises each counter to Strava's figure
+# (never lowers it). KEYS: limits, short counters, daily counters. ARGV from `o` + 1: short
+# overall, short read, daily overall, daily read, short ttl, daily ttl, then the limits (overall
+# short, overall daily, read short, read daily).
+_RECORD_FUNCTION = """
+local function record(o)
+  redis.call('HSET', KEYS[1], 'os', ARGV[o + 7], 'od', ARGV[o + 8], 'rs', ARGV[o + 9],
+    'rd', ARGV[o + 10])
+  local function raise(key, field, value)
+    local current = tonumber(redis.call('HGET', key, field) or '0')
+    if value > current then redis.call('HSET', key, field, value) end
+  end
+  raise(KEYS[2], 'overall', tonumber(ARGV[o + 1]))
+  raise(KEYS[2], 'read', tonumber(ARGV[o + 2]))
+  raise(KEYS[3], 'overall', tonumber(ARGV[o + 3]))
+  raise(KEYS[3], 'read', tonumber(ARGV[o + 4]))
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[o + 5]))
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[o + 6]))
 end
-raise(KEYS[2], 'overall', tonumber(ARGV[1]))
-raise(KEYS[2], 'read', tonumber(ARGV[2]))
-raise(KEYS[3], 'overall', tonumber(ARGV[3]))
-raise(KEYS[3], 'read', tonumber(ARGV[4]))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
-return 0
 """
+
+# One script call, one round trip per recorded response.
+_RECORD = _RECORD_FUNCTION + "record(0)\nreturn 0\n"
+# A sync's page: the previous response's figures and the next request's count, one round trip.
+_ACQUIRE = _RECORD_FUNCTION + _ACQUIRE_BODY
 
 # KEYS: block. ARGV: until_ms, window, ttl_ms. Only ever extends the block.
 _BLOCK = """
@@ -408,20 +434,30 @@ class RedisBudget:
         p = self._prefix
         return f"{p}:limits", f"{p}:short:{short}", f"{p}:daily:{daily}", f"{p}:blocked"
 
-    def acquire(self, now: datetime, runner_id: uuid.UUID | None = None) -> None:
+    def acquire(
+        self,
+        now: datetime,
+        runner_id: uuid.UUID | None = None,
+        *,
+        seen: RateLimitSnapshot | None = None,
+    ) -> None:
+        if seen is not None and seen.exhausted_window() is not None:
+            # Strava says a window is spent: block first (rare), so that this acquire is refused.
+            self.record(seen, now)
+            seen = None
         keys = list(self._keys(now))
         if runner_id is not None:
             keys.append(f"{self._prefix}:runner:{runner_id}:{_windows(now)[0]}")
-        result: list[Any] = self._acquire(
-            keys=keys,
-            args=[
-                self._reserve,
-                SHORT_SECONDS * 2,
-                DAY_SECONDS * 2,
-                int(now.timestamp() * 1000),
-                self._runner_share,
-            ],
-        )
+        args: list[Any] = [
+            self._reserve,
+            SHORT_SECONDS * 2,
+            DAY_SECONDS * 2,
+            int(now.timestamp() * 1000),
+            self._runner_share,
+        ]
+        if seen is not None:
+            args += _record_arguments(seen)
+        result: list[Any] = self._acquire(keys=keys, args=args)
         if int(result[0]) == 0:
             return
         window: Window = "daily" if _text(result[2]) == "daily" else "short"
@@ -433,21 +469,7 @@ class RedisBudget:
     def record(self, snapshot: RateLimitSnapshot, now: datetime) -> None:
         limits_key, short_key, daily_key, _ = self._keys(now)
         # A script call of its own: in a pipeline, redis-py would first ask SCRIPT EXISTS.
-        self._record(
-            keys=[limits_key, short_key, daily_key],
-            args=[
-                snapshot.overall_usage[0],
-                snapshot.read_usage[0],
-                snapshot.overall_usage[1],
-                snapshot.read_usage[1],
-                SHORT_SECONDS * 2,
-                DAY_SECONDS * 2,
-                snapshot.overall_limit[0],
-                snapshot.overall_limit[1],
-                snapshot.read_limit[0],
-                snapshot.read_limit[1],
-            ],
-        )
+        self._record(keys=[limits_key, short_key, daily_key], args=_record_arguments(snapshot))
         window = snapshot.exhausted_window()
         if window is not None:
             self.block(snapshot.retry_at(now), window)
@@ -492,6 +514,22 @@ class RedisBudget:
         keys = list(self._redis.scan_iter(match=f"{self._prefix}:*"))
         if keys:
             self._redis.delete(*keys)
+
+
+def _record_arguments(snapshot: RateLimitSnapshot) -> list[int]:
+    """ARGV of the record function (_RECORD_FUNCTION), from its offset on."""
+    return [
+        snapshot.overall_usage[0],
+        snapshot.read_usage[0],
+        snapshot.overall_usage[1],
+        snapshot.read_usage[1],
+        SHORT_SECONDS * 2,
+        DAY_SECONDS * 2,
+        snapshot.overall_limit[0],
+        snapshot.overall_limit[1],
+        snapshot.read_limit[0],
+        snapshot.read_limit[1],
+    ]
 
 
 def _text(value: object) -> str:

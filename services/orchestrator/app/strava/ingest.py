@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, Table, all_, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.codes import Source
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 RUN_SPORT_TYPES = frozenset({"Run", "TrailRun", "VirtualRun"})
+_WORKOUTS = cast(Table, Workout.__table__)
 # Rows per SELECT ... IN (...) when comparing with what is stored.
 LOOKUP_CHUNK = 1000
 
@@ -183,7 +185,7 @@ def upsert_workouts(
     ids = list(rows)
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
-        for source_id, owner, raw in session.execute(
+        for source_id, owner, raw in session.connection().execute(
             select(Workout.source_id, Workout.runner_id, Workout.raw).where(
                 Workout.source == Source.STRAVA, Workout.source_id.in_(chunk)
             )
@@ -214,15 +216,19 @@ def delete_vanished(
     listed (deleted or hidden on Strava). Call only after a *complete* listing.
 
     The window's first second is left alone: whether Strava's `after` includes it is unknown.
+    One statement, whatever the count: on PostgreSQL the listed ids travel as one array
+    parameter (`<> ALL`), so its text (and prepared plan) is the same for every listing.
     """
-    stored = session.execute(
-        select(Workout.id, Workout.source_id).where(
-            Workout.runner_id == runner_id,
-            Workout.source == Source.STRAVA,
-            Workout.start_date > window_start,
-        )
-    ).all()
-    gone = [workout_id for workout_id, source_id in stored if source_id not in listed]
-    for start in range(0, len(gone), LOOKUP_CHUNK):
-        session.execute(delete(Workout).where(Workout.id.in_(gone[start : start + LOOKUP_CHUNK])))
-    return len(gone)
+    workouts = _WORKOUTS.c
+    statement = delete(_WORKOUTS).where(
+        workouts.runner_id == runner_id,
+        workouts.source == Source.STRAVA,
+        workouts.start_date > window_start,
+    )
+    connection = session.connection()  # Core, past the ORM's execution layer
+    if connection.dialect.name == "postgresql":
+        listed_ids = bindparam("listed", list(listed), type_=ARRAY(BigInteger))
+        statement = statement.where(workouts.source_id != all_(listed_ids))
+    elif listed:
+        statement = statement.where(workouts.source_id.not_in(listed))
+    return int(connection.execute(statement).rowcount or 0)

@@ -44,7 +44,7 @@ class RunRecorder:
     """A client's `on_response`: counts requests, keeps the last rate-limit snapshot, and feeds
     the metrics and (at `flush`) the shared budget.
 
-    The budget learns Strava's figures at `flush`, which the sync calls before its next request
+    The budget learns Strava's figures at `flush`, or with the sync's next `acquire` (`take`),
     and when the listing ends, never from inside the client: with the embedded budget that is a
     database write, and it must not happen while a refresh holds the link's lock."""
 
@@ -61,11 +61,16 @@ class RunRecorder:
         if info.rate_limit is not None:
             self.snapshot = self._unrecorded = info.rate_limit
 
+    def take(self) -> RateLimitSnapshot | None:
+        """The figures not yet given to the budget, handed over to the caller (who passes them
+        with its next `acquire`: one call to the budget instead of two)."""
+        snapshot, self._unrecorded = self._unrecorded, None
+        return snapshot
+
     def flush(self) -> None:
-        if self._unrecorded is not None:
-            snapshot, self._unrecorded = self._unrecorded, None
-            if self.budget is not None:
-                self.budget.record(snapshot, utcnow())
+        snapshot = self.take()
+        if snapshot is not None and self.budget is not None:
+            self.budget.record(snapshot, utcnow())
 
 
 def api_response_hook(settings: Settings) -> Callable[[ResponseInfo], None]:

@@ -13,9 +13,9 @@ default):
   interval SYNC_RECONCILE_SECONDS: webhook events bring the news, the 28-day listing only
   catches what events missed. Without a subscription, a tick brings links scheduled at the
   reconciliation pace back to their hourly slot (`return_to_polling`).
-* **After a run** (`record_run`): success → the next slot; a spent rate limit → just after the
-  window resets; a failure → exponential backoff (`retry_delay`); a code that needs the runner to
-  reconnect → never, until they do.
+* **After a run** (`record_run`; a sync's own write: `run_recorded`): success → the next slot;
+  a spent rate limit → just after the window resets; a failure → exponential backoff
+  (`retry_delay`); a code that needs the runner to reconnect → never, until they do.
 * **Webhook events** (webhook_processing.py): a runner's task is sent when an event is stored;
   the tick re-drives (`redrive_webhooks`) deferred events whose wait is over (a spent budget
   resets), pending ones whose task was lost, and `processing` claims whose lease ran out (the
@@ -40,11 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import Table, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -77,6 +77,8 @@ log = structlog.get_logger(__name__)
 INBOX_RETENTION = timedelta(days=7)
 # Requests a scheduled sync usually costs: one page of activities and the empty page after it.
 REQUESTS_PER_SYNC = 2
+# The links' table, for the Core lock and update of a sync run's write.
+_LINKS = cast(Table, StravaLink.__table__)
 # The longest wait before a failed sync is tried again (also capped by the sync interval).
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -257,7 +259,12 @@ def next_slot(link_id: uuid.UUID, now: datetime, interval_seconds: int) -> datet
 def scheduled_interval(session: Session, runtime: StravaRuntime) -> int:
     """Seconds between scheduled syncs of a link: the reconciliation interval while a push
     subscription covers the links, else the hourly poll (docs/architecture.md §4)."""
-    return runtime.reconcile_seconds if push_active(session) else runtime.interval_seconds
+    return interval_for(runtime, push=push_active(session))
+
+
+def interval_for(runtime: StravaRuntime, *, push: bool) -> int:
+    """`scheduled_interval` from a push flag the caller has already read."""
+    return runtime.reconcile_seconds if push else runtime.interval_seconds
 
 
 def return_to_polling(session: Session, now: datetime, interval_seconds: int) -> int:
@@ -288,6 +295,60 @@ def retry_delay(link_id: uuid.UUID, failures: int, interval_seconds: int) -> tim
 # --- after a run --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LinkStatus:
+    """What recording a run needs of the link row, read under its lock (`lock_link_status`)."""
+
+    id: uuid.UUID
+    runner_id: uuid.UUID
+    error_code: str | None
+    error_since: datetime | None
+    sync_failures: int
+
+
+def _status_after_run(
+    link_id: uuid.UUID,
+    failures: int,
+    result: RunResult,
+    code: str | None,
+    retry_at: datetime | None,
+    now: datetime,
+    interval_seconds: int,
+) -> tuple[dict[str, Any], datetime | None]:
+    """The link's status columns after a run (error_since aside: the caller's), and when it
+    retries by itself (None: at its next slot, or never)."""
+    values: dict[str, Any] = {}
+    if result != RunResult.DEFERRED:
+        values.update(last_sync_at=now, last_result=result)
+    if code is None:
+        values.update(
+            last_success_at=now,
+            error_code=None,
+            error_message=None,
+            error_retry_at=None,
+            sync_failures=0,
+            next_sync_at=next_slot(link_id, now, interval_seconds),
+        )
+        return values, None
+    values.update(error_code=code, error_message=None)
+    if code in UNSCHEDULED_CODES:
+        # Nothing works until the runner reconnects (or the key is back).
+        values.update(error_retry_at=None, next_sync_at=None)
+        return values, None
+    if code == StatusCode.RATE_LIMITED:
+        assert retry_at is not None
+        # Spread the deferred links over the first minute of the new window.
+        values.update(
+            error_retry_at=retry_at,
+            next_sync_at=retry_at + timedelta(seconds=slot_offset(link_id, 60)),
+        )
+        return values, retry_at
+    failures += 1
+    retry = now + retry_delay(link_id, failures, interval_seconds)
+    values.update(sync_failures=failures, error_retry_at=retry, next_sync_at=retry)
+    return values, retry
+
+
 def record_run(
     link: StravaLink,
     result: RunResult,
@@ -298,32 +359,66 @@ def record_run(
     interval_seconds: int,
 ) -> datetime | None:
     """Set the link's status columns (rendered by service.get_status) and its next sync after a
-    run; returns when the link retries by itself (None: at its next slot, or never)."""
-    if result != RunResult.DEFERRED:
-        link.last_sync_at = now
-        link.last_result = result
+    run; returns when the link retries by itself (None: at its next slot, or never). The ORM
+    path (error_since follows error_code through the model's listener); a sync run's own write
+    uses `run_recorded`."""
+    values, retry = _status_after_run(
+        link.id, link.sync_failures or 0, result, code, retry_at, now, interval_seconds
+    )
+    for name, value in values.items():
+        setattr(link, name, value)
+    return retry
+
+
+# Built once (bound parameters): every sync run's write locks its link with it.
+_LOCK_LINK_STATUS = (
+    select(_LINKS.c.runner_id, _LINKS.c.error_code, _LINKS.c.error_since, _LINKS.c.sync_failures)
+    .where(_LINKS.c.id == bindparam("link_id", type_=_LINKS.c.id.type))
+    .with_for_update()
+)
+
+
+def lock_link_status(session: Session, link_id: uuid.UUID) -> LinkStatus | None:
+    """The link's status columns, its row locked until the transaction ends (a Core read: no
+    ORM object to build, and only what `run_recorded` needs). None when the link is gone.
+    SQLite has no row locks: a no-op write takes its write lock instead (db.lock_row)."""
+    links = _LINKS.c
+    connection = session.connection()  # Core statements, past the ORM's execution layer
+    if connection.dialect.name == "sqlite":
+        connection.execute(
+            update(_LINKS).where(links.id == link_id).values(token_version=links.token_version)
+        )
+    row = connection.execute(_LOCK_LINK_STATUS, {"link_id": link_id}).first()
+    if row is None:
+        return None
+    return LinkStatus(
+        link_id, row.runner_id, row.error_code, row.error_since, row.sync_failures or 0
+    )
+
+
+def run_recorded(
+    session: Session,
+    link: LinkStatus,
+    result: RunResult,
+    code: str | None,
+    retry_at: datetime | None,
+    now: datetime,
+    *,
+    interval_seconds: int,
+) -> datetime | None:
+    """`record_run` as one Core UPDATE of a link locked by `lock_link_status`; returns when the
+    link retries by itself. Keeps the model's error_since rule (the listener does not see Core
+    statements): set when the link enters an error or changes error, kept while the same error
+    holds, cleared with it."""
+    values, retry = _status_after_run(
+        link.id, link.sync_failures, result, code, retry_at, now, interval_seconds
+    )
     if code is None:
-        link.last_success_at = now
-        link.error_code = link.error_message = link.error_retry_at = None
-        link.sync_failures = 0
-        link.next_sync_at = next_slot(link.id, now, interval_seconds)
-        return None
-    link.error_code = code
-    link.error_message = None
-    if code in UNSCHEDULED_CODES:
-        link.error_retry_at = None
-        link.next_sync_at = None  # nothing works until the runner reconnects (or the key is back)
-        return None
-    if code == StatusCode.RATE_LIMITED:
-        assert retry_at is not None
-        link.error_retry_at = retry_at
-        # Spread the deferred links over the first minute of the new window.
-        link.next_sync_at = retry_at + timedelta(seconds=slot_offset(link.id, 60))
-        return retry_at
-    link.sync_failures = (link.sync_failures or 0) + 1
-    retry = now + retry_delay(link.id, link.sync_failures, interval_seconds)
-    link.error_retry_at = retry
-    link.next_sync_at = retry
+        values["error_since"] = None
+    elif code != link.error_code or link.error_since is None:
+        values["error_since"] = now
+    links = _LINKS.c
+    session.connection().execute(update(_LINKS).where(links.id == link.id).values(values))
     return retry
 
 

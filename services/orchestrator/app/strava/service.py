@@ -14,9 +14,10 @@
 
 * oauth.complete_link: a failed attempt's code (LinkAttempt.failure_code: `access_denied`,
   `insufficient_scope`, ...; shown while there is no link); a successful link clears the error;
-* scheduling.record_run: after every sync run, from sync.classify's code (`rate_limited`,
-  `reauth_required`, `insufficient_scope`, `strava_unavailable`, `key_unavailable`,
-  `sync_failed`) or cleared on success; also for runs the tick finds lost (`sync_failed`);
+* scheduling.run_recorded (a sync run's own write, one Core UPDATE) and record_run (the ORM
+  path: runs the tick finds lost, `sync_failed`), one rule: after every sync run, from
+  sync.classify's code (`rate_limited`, `reauth_required`, `insufficient_scope`,
+  `strava_unavailable`, `key_unavailable`, `sync_failed`) or cleared on success;
 * tokens.access_grant: a refused token refresh (`reauth_required`), committed at once;
 * webhook_processing.revoke: a confirmed revocation deletes the link and leaves a
   StravaRevocation row: with no link, the status says `revoked` (action `reconnect`) until the

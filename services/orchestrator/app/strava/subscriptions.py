@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Exists, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import as_utc, utcnow
@@ -64,9 +64,14 @@ class AlreadySubscribed(Exception):
         self.existing = existing
 
 
+def push_active_clause() -> Exists:
+    """SQL: an active subscription is recorded (a column of a larger read, e.g. the sync's)."""
+    return exists().where(PushSubscriptionRecord.id.is_not(None))
+
+
 def push_active(session: Session) -> bool:
     """Whether an active subscription is recorded: links are then covered by push."""
-    return bool(session.scalar(select(exists().where(PushSubscriptionRecord.id.is_not(None)))))
+    return bool(session.scalar(select(push_active_clause())))
 
 
 def recorded_subscription(session: Session) -> PushSubscription | None:

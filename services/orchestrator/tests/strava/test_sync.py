@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,13 +15,14 @@ from app.clock import as_utc, utcnow
 from app.codes import Trigger
 from app.db import session_scope
 from app.strava import scheduling, service
+from app.strava.client import ResponseInfo, StravaClient
 from app.strava.models import StravaLink, SyncRun
 from app.strava.runtime import StravaRuntime
 from app.strava.sync import run_sync
 from app.workouts.models import Workout
 from factories import Runner, linked_runner
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from strava_emulator.testing import EmulatorHandle
 
 ACTIVITIES = "/api/v3/athlete/activities"
@@ -610,6 +613,37 @@ def test_a_timeout_is_strava_unavailable_with_backoff(
     assert second_wait > first_wait
 
 
+def test_error_since_holds_through_a_second_failed_sync_and_a_success_clears_it(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    emulator: EmulatorHandle,
+    strava_runtime: StravaRuntime,
+) -> None:
+    # The sync writes the link's status with a Core UPDATE, past the model's listener: the rule
+    # (set when an error begins, kept while it holds, cleared with it) must hold all the same.
+    runner = _link(api, athlete, enqueued)
+    emulator.admin.add_fault(ACTIVITIES, "status", status=503, count=3, query={"page": "1"})
+    assert run_sync(strava_runtime, enqueued[-1]).error_code == "strava_unavailable"
+    first = _link_row(runner)
+    assert first.error_since is not None
+    assert first.last_sync_at is not None
+    assert as_utc(first.error_since) == as_utc(first.last_sync_at)
+
+    emulator.admin.add_fault(ACTIVITIES, "status", status=503, count=3, query={"page": "1"})
+    assert run_sync(strava_runtime, _request_sync(runner)).error_code == "strava_unavailable"
+    second = _link_row(runner)
+    assert second.sync_failures == 2
+    assert second.last_sync_at is not None
+    assert as_utc(second.last_sync_at) > as_utc(first.last_sync_at)
+    assert second.error_since is not None
+    assert as_utc(second.error_since) == as_utc(first.error_since)  # the same error goes on
+
+    assert run_sync(strava_runtime, _request_sync(runner)).result == "ok"
+    healed = _link_row(runner)
+    assert (healed.error_code, healed.error_since, healed.sync_failures) == (None, None, 0)
+
+
 def test_missing_scope_is_insufficient_scope(
     api: TestClient,
     athlete: dict[str, Any],
@@ -795,3 +829,45 @@ def test_a_duplicate_task_message_does_nothing(
     assert run_sync(strava_runtime, enqueued[-1]).result == "ok"
     assert run_sync(strava_runtime, enqueued[-1]).result == "skipped"
     assert run_sync(strava_runtime, enqueued[-1], redelivered=True).result == "skipped"
+
+
+def test_a_run_declared_lost_after_its_last_renewal_is_left_as_the_sweep_wrote_it(
+    api: TestClient,
+    athlete: dict[str, Any],
+    enqueued: list[uuid.UUID],
+    strava_runtime: StravaRuntime,
+) -> None:
+    # The finishing UPDATE only touches the run while this attempt still holds it: a sweep that
+    # failed the run during the empty last page (after the lease's last renewal) keeps its word,
+    # and nothing of the listing is written.
+    runner = _link(api, athlete, enqueued)
+    run_id = enqueued[-1]
+    seen: list[int | None] = []
+
+    def client_for(hook: Callable[[ResponseInfo], None]) -> StravaClient:
+        def noted(info: ResponseInfo) -> None:
+            hook(info)
+            seen.append(info.status)
+            if len(seen) == 2:  # the empty page 2: declared lost by the tick meanwhile
+                with session_scope() as session:
+                    session.execute(
+                        update(SyncRun)
+                        .where(SyncRun.id == run_id)
+                        .values(state="finished", result="failed", error_code="sync_failed")
+                    )
+
+        return strava_runtime.client_for(noted)
+
+    outcome = run_sync(replace(strava_runtime, client_for=client_for), run_id)
+
+    assert outcome.result == "skipped"
+    assert len(seen) == 2
+    run = _run(run_id)
+    assert (run.state, run.result, run.error_code, run.fetched) == (
+        "finished",
+        "failed",
+        "sync_failed",
+        0,
+    )
+    assert not _workouts(runner)
+    assert _link_row(runner).last_sync_at is None
