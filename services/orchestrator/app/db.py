@@ -21,7 +21,17 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends
-from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -331,17 +341,12 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         session.close()
 
 
-@lru_cache
-def _autocommit_engine(engine: Engine) -> Engine:
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 @contextmanager
-def autocommit_connection(factory: sessionmaker[Session] | None = None) -> Iterator[Connection]:
+def autocommit_connection(factory: Callable[[], Session] | None = None) -> Iterator[Connection]:
     """A pooled connection on which every statement commits by itself, with no Session around
-    it: for one Core statement that must be durable alone (a sync's lease renewal)."""
-    bind = (factory or get_sessionmaker()).kw["bind"]
-    with _autocommit_engine(bind).connect() as connection:
+    it: for one Core statement that must be durable alone (a sync's lease renewal, the webhook
+    intake's INSERT .. SELECT)."""
+    with autocommit_engine_of(factory or get_sessionmaker()).connect() as connection:
         yield connection
 
 
@@ -409,22 +414,25 @@ def get_session(
         session.close()
 
 
+def sqlite_write_lock(
+    connection: Connection, table: Any, where: ColumnElement[bool], touch: Any
+) -> None:
+    """On SQLite, the database's write lock, taken by a no-op write (`touch`, a column of
+    `table`, set to itself on the rows `where` picks): SQLite has no row locks (FOR UPDATE is
+    ignored), and this serialises writers just the same. Nothing on other databases."""
+    if connection.dialect.name == "sqlite":
+        connection.execute(update(table).where(where).values({touch: touch}))
+
+
 def lock_row(
     session: Session, model: type[_Row], row_id: object, touch: InstrumentedAttribute[Any]
 ) -> _Row | None:
     """The row, locked until the transaction ends and re-read from the database.
 
-    SQLite has no row locks (FOR UPDATE is ignored): a no-op write of `touch` (a column of the
-    row, set to itself) takes the database's write lock instead, which serialises writers just
-    the same."""
+    SQLite has no row locks: `touch` (a column of the row) takes its write lock instead
+    (`sqlite_write_lock`)."""
     primary_key = model.__mapper__.primary_key[0]
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(model)
-            .where(primary_key == row_id)
-            .values({touch: touch})
-            .execution_options(synchronize_session=False)
-        )
+    sqlite_write_lock(session.connection(), model.__table__, primary_key == row_id, touch)
     return session.scalar(
         select(model)
         .where(primary_key == row_id)

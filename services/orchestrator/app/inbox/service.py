@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc
+from app.db import sqlite_write_lock
 from app.inbox.models import OPEN_STATES, EventState, InboxEvent, StoreOutcome
 from app.security import KeyRing
 
@@ -67,15 +68,19 @@ class NewEvent:
     event_time: datetime
 
 
-def store(session: Session, event: NewEvent, now: datetime) -> bool:
-    """Insert the event unless an equal one is stored; True when it is new."""
-    dialect = session.get_bind().dialect.name
+def _insert(dialect: str) -> Any:
+    """The dialect's INSERT construct (both have ON CONFLICT DO NOTHING)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert
+
+
+def store(session: Session, event: NewEvent, now: datetime) -> bool:
+    """Insert the event unless an equal one is stored; True when it is new."""
     statement = (
-        insert(InboxEvent)
+        _insert(session.get_bind().dialect.name)(InboxEvent)
         .values(
             id=uuid.uuid4(),
             source=event.source,
@@ -114,14 +119,6 @@ class PushedEvent:
 class Stored:
     outcome: StoreOutcome
     runner_id: uuid.UUID | None = None
-
-
-def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    return insert
 
 
 # The event's own values in `store_owned`'s statement, bound by column name.
@@ -232,15 +229,11 @@ def claim_due(
     Events left in `processing` are claimed too when this task is a redelivery (`take_over`: the
     worker that had it died) or when their claim is older than any task may run
     (`stale_before`), as a sync run is taken over (app/strava/sync.py claim_run)."""
-    if session.get_bind().dialect.name == "sqlite":
-        # No row locks on SQLite: a no-op write takes the database's write lock first, so two
-        # claims are serialised instead of both reading the same due rows (see db.lock_row).
-        session.execute(
-            update(InboxEvent)
-            .where(InboxEvent.runner_id == runner_id, InboxEvent.id.is_(None))
-            .values(state=InboxEvent.state)
-            .execution_options(synchronize_session=False)
-        )
+    # No row locks on SQLite: its write lock first, so two claims are serialised instead of
+    # both reading the same due rows.
+    events = InboxEvent.__table__
+    where = and_(events.c.runner_id == runner_id, events.c.id.is_(None))
+    sqlite_write_lock(session.connection(), events, where, events.c.state)
     claimable = _due(now)
     if take_over:
         claimable = or_(claimable, InboxEvent.state == EventState.PROCESSING)
@@ -286,12 +279,7 @@ def settle(
     session: Session, event_id: uuid.UUID, state: EventState, outcome: str, now: datetime
 ) -> None:
     """Close a claimed event: done, ignored or failed, with what happened."""
-    session.execute(
-        update(InboxEvent)
-        .where(InboxEvent.id == event_id)
-        .values(state=state, outcome=outcome, processed_at=now, claimed_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    settle_many(session, [event_id], state, outcome, now)
 
 
 def settle_many(

@@ -59,7 +59,7 @@ from app.codes import (
     StatusCode,
     Trigger,
 )
-from app.db import after_commit, session_scope
+from app.db import after_commit, session_scope, sqlite_write_lock
 from app.errors import NotLinked, ServiceUnavailable, SyncTooSoon
 from app.inbox import service as inbox
 from app.strava import metrics
@@ -381,13 +381,10 @@ _LOCK_LINK_STATUS = (
 def lock_link_status(session: Session, link_id: uuid.UUID) -> LinkStatus | None:
     """The link's status columns, its row locked until the transaction ends (a Core read: no
     ORM object to build, and only what `run_recorded` needs). None when the link is gone.
-    SQLite has no row locks: a no-op write takes its write lock instead (db.lock_row)."""
+    SQLite has no row locks: its write lock is taken instead (db.sqlite_write_lock)."""
     links = _LINKS.c
     connection = session.connection()  # Core statements, past the ORM's execution layer
-    if connection.dialect.name == "sqlite":
-        connection.execute(
-            update(_LINKS).where(links.id == link_id).values(token_version=links.token_version)
-        )
+    sqlite_write_lock(connection, _LINKS, links.id == link_id, links.token_version)
     row = connection.execute(_LOCK_LINK_STATUS, {"link_id": link_id}).first()
     if row is None:
         return None
