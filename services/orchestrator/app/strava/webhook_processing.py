@@ -62,7 +62,7 @@ from app.strava.payloads import SummaryActivity
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.scheduling import Enqueue, request_sync
 from app.strava.service import get_link, purge_strava_data, record_revocation
-from app.strava.webhooks import AspectType, ObjectType
+from app.strava.webhooks import AspectType, ObjectType, request_processing
 from app.workouts.models import Workout
 
 log = structlog.get_logger(__name__)
@@ -231,12 +231,7 @@ def drain_runner_events(
         if report.claimed < batch or report.waited:
             return total
     if request_more is not None:
-        try:
-            request_more(runner_id)
-        except Exception as exc:  # the beat re-drives what is left
-            log.warning(
-                "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
-            )
+        request_processing(request_more, runner_id)  # never raises: the beat re-drives the rest
     return total
 
 

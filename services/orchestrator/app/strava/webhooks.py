@@ -29,6 +29,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session
 from app.clock import utcnow
 from app.codes import Source
 from app.config import Settings
-from app.db import autocommit_engine_of
+from app.db import autocommit_connection
 from app.errors import (
     InvalidRequest,
     NotFound,
@@ -258,7 +259,7 @@ def receive_event(
     params: dict[str, object] = {"subscription_id": event.subscription_id}
     params.update({f"athlete_index_{n}": index for n, index in enumerate(indexes)})
     try:
-        with autocommit_engine_of(sessions).connect() as connection:
+        with autocommit_connection(sessions) as connection:
             stored = inbox.store_owned(
                 connection,
                 _intake_statements(connection.dialect.name, len(indexes)),
@@ -291,9 +292,12 @@ def _counted(event: WebhookEventIn, intake: Intake, started: float) -> Intake:
 
 def request_processing(request: Callable[[uuid.UUID], object], runner_id: uuid.UUID) -> None:
     """Ask for the runner's processing task once its event is stored (webhook_requests.py).
-    Never raises: the event is durable, and the tick re-drives a runner whose task was lost."""
+    Never raises (but a worker's soft time limit): the event is durable, and the tick re-drives
+    a runner whose task was lost."""
     try:
         request(runner_id)
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:
         log.warning(
             "strava.webhook_enqueue_failed", runner_id=str(runner_id), error=type(exc).__name__
