@@ -46,7 +46,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     delete,
-    exists,
     literal,
     select,
 )
@@ -73,13 +72,13 @@ from app.strava.metrics import DEAUTHORIZATIONS, UNLINKS_WITHOUT_DEAUTHORIZATION
 from app.strava.models import (
     LinkAttempt,
     PendingDeauthorization,
-    PushSubscriptionRecord,
     StravaLink,
     StravaRevocation,
     SyncRun,
 )
 from app.strava.runtime import RunRecorder, StravaRuntime
 from app.strava.schemas import AthleteOut, StatusErrorOut, StravaStatus, SyncStatusOut
+from app.strava.subscriptions import push_active_clause
 from app.strava.tokens import REFRESH_MARGIN
 from app.training import service as training
 from app.workouts import service as workouts
@@ -241,7 +240,7 @@ def _status_query(
             last_failure.label("last_failure"),
             last_used_at.label("last_used_at"),
             revoked_at.label("revoked_at"),
-            exists().where(PushSubscriptionRecord.__table__.c.id.is_not(None)).label("push_active"),
+            push_active_clause().label("push_active"),
             *extra,
         )
         .select_from(from_clause.outerjoin(StravaLink.__table__, links.runner_id == runner_id))

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Float,
     Text,
     bindparam,
     cast,
@@ -138,45 +139,25 @@ def _read_history(session: Reads, runner_id: uuid.UUID, now: datetime) -> list[t
     return list(session.execute(_HISTORY, {"runner_id": runner_id, "since": history_since(now)}))
 
 
-def _float(value: Any) -> float | None:
-    # JSON prints 10000.0 as 10000, NaN and the infinities as strings: a float column's float.
-    return None if value is None else float(value)
+# The columns JSON cannot carry as they are: times come as ISO 8601 text, and floats as JSON
+# numbers (10000.0 prints as 10000; NaN and the infinities as strings).
+_TIME_POSITIONS = tuple(i for i, c in enumerate(_COLUMNS) if isinstance(c.type, DateTime))
+_FLOAT_POSITIONS = tuple(i for i, c in enumerate(_COLUMNS) if isinstance(c.type, Float))
 
 
 def _from_json(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """history_json's rows with the values `_HISTORY` gives: times parsed, floats as floats."""
-    return [
-        (
-            workout_id,
-            sport_type,
-            is_run,
-            datetime.fromisoformat(start_date),
-            None if start_date_local is None else datetime.fromisoformat(start_date_local),
-            _float(distance_m),
-            moving_time_s,
-            _float(average_speed_mps),
-            _float(average_heartrate),
-            _float(max_heartrate),
-            _float(weighted_average_watts),
-            device_watts,
-            manual,
-        )
-        for (
-            workout_id,
-            sport_type,
-            is_run,
-            start_date,
-            start_date_local,
-            distance_m,
-            moving_time_s,
-            average_speed_mps,
-            average_heartrate,
-            max_heartrate,
-            weighted_average_watts,
-            device_watts,
-            manual,
-        ) in rows
-    ]
+    parsed: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(row)
+        for index in _TIME_POSITIONS:
+            if values[index] is not None:
+                values[index] = datetime.fromisoformat(values[index])
+        for index in _FLOAT_POSITIONS:
+            if values[index] is not None:
+                values[index] = float(values[index])
+        parsed.append(tuple(values))
+    return parsed
 
 
 def _stored(rows: Sequence[Sequence[Any]], zone: tzinfo) -> list[_Stored]:
