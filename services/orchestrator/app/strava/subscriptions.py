@@ -66,7 +66,8 @@ class AlreadySubscribed(Exception):
 
 def push_active_clause() -> Exists:
     """SQL: an active subscription is recorded (a column of a larger read, e.g. the sync's)."""
-    return exists().where(PushSubscriptionRecord.id.is_not(None))
+    # The table's column, not the ORM attribute: a Core read that embeds it stays plain Core.
+    return exists().where(PushSubscriptionRecord.__table__.c.id.is_not(None))
 
 
 def push_active(session: Session) -> bool:
