@@ -23,7 +23,11 @@ default redis://127.0.0.1:6379/0: a queue and budget of its own, removed at the 
 4. The floor: the pages fetched in the set-up, then only parsed (SummaryActivity) and bulk
    upserted in one process: what this machine does with no HTTP, broker or task overhead.
 5. The ratio of the first fan-out's athletes/s to the floor's, with the load average (the
-   machine may be shared: compare ratios of one run, not figures of different runs).
+   machine may be shared: compare ratios of one run, not figures of different runs), and the
+   machine's parallel capacity: how much work `cores` CPU-bound processes get done at once,
+   against one alone (2.00 on two real cores). The floor uses about one core and the fan-out
+   all of them, so on a virtual machine whose cores do not scale (shared physical cores, steal)
+   the ratio falls with this figure: it says which kind of machine the ratio was measured on.
 
 Each fan-out starts from an empty workouts table, so every sync is a first, inserting sync.
 Everything stays on 127.0.0.1 and stops by itself.
@@ -426,6 +430,33 @@ def floor(bodies: list[tuple[uuid.UUID, bytes]]) -> Figures:
     )
 
 
+# A fixed, CPU-bound, pure-Python piece of work (JSON round trips): about a second on one core.
+_PROBE = (
+    "import json\n"
+    "doc = {'id': 1, 'name': 'Morning Run', 'laps': [{'i': i, 'pace': i / 7} for i in range(40)]}\n"
+    "for _ in range(12_000):\n"
+    "    json.loads(json.dumps(doc))\n"
+)
+
+
+def parallel_capacity(processes: int) -> tuple[float, float]:
+    """(capacity, one-process seconds): `processes` copies of the probe at once did
+    capacity x the work per second of one copy alone (best of two tries each)."""
+
+    def wall(copies: int) -> float:
+        best = float("inf")
+        for _ in range(2):
+            started = time.perf_counter()
+            running = [subprocess.Popen([sys.executable, "-c", _PROBE]) for _ in range(copies)]
+            for process in running:
+                process.wait()
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    alone = wall(1)
+    return processes * alone / wall(processes), alone
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--athletes", type=int, default=1000)
@@ -458,6 +489,12 @@ def main() -> None:
                 f"  {len(pages):,} window pages fetched in {time.perf_counter() - started:.1f} s"
                 " (the floor's input; warms the emulator's rendered activities)"
             )
+            cores = os.cpu_count() or 1
+            capacity, alone = parallel_capacity(cores)
+            print(
+                f"  parallel capacity: {cores} CPU-bound processes at once did {capacity:.2f}x"
+                f" the work of one alone ({alone:.2f} s), ideal {cores:.2f}"
+            )
             print(f"  worker: 1 process x {args.concurrency} (prefork), Redis broker and budget")
             try:
                 fast = fan_out(
@@ -482,7 +519,8 @@ def main() -> None:
                 best.print()
                 print(
                     f"\nratio fan-out / floor    {fast.rate:.1f} / {best.rate:.1f} athletes/s"
-                    f" = {fast.rate / best.rate:.2f}   (load average {_loadavg()})"
+                    f" = {fast.rate / best.rate:.2f}   (load average {_loadavg()};"
+                    f" parallel capacity {capacity:.2f} of {cores})"
                 )
             finally:
                 admin.close()
