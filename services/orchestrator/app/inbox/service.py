@@ -1,11 +1,11 @@
 """Storing, claiming and settling inbox events. Services take a Session and never commit.
 
-* `store`: `INSERT .. ON CONFLICT (dedupe_key) DO NOTHING`, so a delivery repeated any number
-  of times (or racing itself) is one row;
 * `store_owned`: the intake's one statement (autocommit; built once by `owned_store`):
   `INSERT .. SELECT` of the event with its owner resolved by the provider's own lookup and
-  admitted by its own condition, `ON CONFLICT DO NOTHING RETURNING`; only when nothing was
-  inserted a second read says why (duplicate, no owner, not admitted);
+  admitted by its own condition, `ON CONFLICT (dedupe_key) DO NOTHING RETURNING`, so a delivery
+  repeated any number of times (or racing itself) is one row; only when nothing was inserted a
+  second read says why (duplicate, no owner, not admitted). `store` is the same statement for
+  an event whose owner is known;
 * `claim_due`: a runner's due events move to `processing` in one `UPDATE .. WHERE id IN (SELECT
   .. FOR UPDATE SKIP LOCKED) RETURNING` (two workers never take the same row), in a transaction
   of their own; the caller processes them with no transaction open, renews its claim before
@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -56,18 +58,6 @@ def dedupe_key(keyring: KeyRing, source: str, content: Mapping[str, Any]) -> str
     return keyring.blind_indexes("inbox-event:" + canonical)[0]
 
 
-@dataclass(frozen=True)
-class NewEvent:
-    source: str
-    dedupe_key: str
-    runner_id: uuid.UUID
-    object_type: str
-    object_id: int
-    aspect_type: str
-    updates: dict[str, str]
-    event_time: datetime
-
-
 def _insert(dialect: str) -> Any:
     """The dialect's INSERT construct (both have ON CONFLICT DO NOTHING)."""
     if dialect == "postgresql":
@@ -75,31 +65,6 @@ def _insert(dialect: str) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     return insert
-
-
-def store(session: Session, event: NewEvent, now: datetime) -> bool:
-    """Insert the event unless an equal one is stored; True when it is new."""
-    statement = (
-        _insert(session.get_bind().dialect.name)(InboxEvent)
-        .values(
-            id=uuid.uuid4(),
-            source=event.source,
-            dedupe_key=event.dedupe_key,
-            runner_id=event.runner_id,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            aspect_type=event.aspect_type,
-            updates=event.updates,
-            event_time=event.event_time,
-            received_at=now,
-            state=EventState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(InboxEvent.id)
-    )
-    return session.execute(statement).first() is not None
 
 
 @dataclass(frozen=True)
@@ -113,6 +78,13 @@ class PushedEvent:
     aspect_type: str
     updates: dict[str, str]
     event_time: datetime
+
+
+@dataclass(frozen=True)
+class NewEvent(PushedEvent):
+    """An event whose owner is already known (`store`)."""
+
+    runner_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -206,6 +178,30 @@ def store_owned(
     if runner_id is None:
         return Stored(StoreOutcome.NO_OWNER)
     return Stored(StoreOutcome.DUPLICATE, runner_id)
+
+
+@cache
+def _known_owner_store(dialect: str) -> OwnedStore:
+    """`owned_store`'s statements for an owner given as a parameter (`owner_runner_id`) and
+    always admitted: `store`'s, built once per dialect."""
+    owner = select(
+        bindparam("owner_runner_id", type_=InboxEvent.__table__.c.runner_id.type).label("runner_id")
+    )
+    return owned_store(dialect, owner, true())
+
+
+def store(session: Session, event: NewEvent, now: datetime) -> bool:
+    """Insert the event for its known owner unless an equal one is stored (the same statement
+    as the intake's, `store_owned`); True when it is new."""
+    connection = session.connection()
+    stored = store_owned(
+        connection,
+        _known_owner_store(connection.dialect.name),
+        event,
+        params={"owner_runner_id": event.runner_id},
+        now=now,
+    )
+    return stored.outcome == StoreOutcome.STORED
 
 
 def _due(now: datetime) -> Any:
