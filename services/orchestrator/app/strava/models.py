@@ -86,13 +86,25 @@ class StravaLink(Base):
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+def error_since_after(
+    code: str | None, previous_code: object, previous_since: datetime | None, now: datetime
+) -> datetime | None:
+    """`error_since` once `error_code` becomes `code`: set when the link enters an error or
+    changes error, kept while the same error holds, cleared with it."""
+    if code is None:
+        return None
+    if code != previous_code or previous_since is None:
+        return now
+    return previous_since
+
+
 @event.listens_for(StravaLink.error_code, "set", active_history=True)
 def _error_since(target: StravaLink, value: str | None, old: object, _: object) -> None:
-    """Every writer of `error_code` keeps `error_since` right without knowing about it."""
-    if value is None:
-        target.error_since = None
-    elif value != old or target.error_since is None:
-        target.error_since = utcnow()
+    """Every ORM writer of `error_code` keeps `error_since` right without knowing about it (a
+    Core UPDATE applies `error_since_after` itself: scheduling.run_recorded)."""
+    since = error_since_after(value, old, target.error_since, utcnow())
+    if since != target.error_since:
+        target.error_since = since
 
 
 class PendingDeauthorization(Base):

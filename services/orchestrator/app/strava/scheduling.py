@@ -66,7 +66,7 @@ from app.strava import metrics
 from app.strava.lease import expired as lease_expired
 from app.strava.lease import expired_before as lease_expired_before
 from app.strava.metrics import LINKS_KEY_UNAVAILABLE
-from app.strava.models import ACTIVE_RUN_INDEX_WHERE, StravaLink, SyncRun
+from app.strava.models import ACTIVE_RUN_INDEX_WHERE, StravaLink, SyncRun, error_since_after
 from app.strava.runtime import StravaRuntime
 from app.strava.service import active_sync, get_link
 from app.strava.subscriptions import push_active
@@ -404,16 +404,12 @@ def run_recorded(
     interval_seconds: int,
 ) -> datetime | None:
     """`record_run` as one Core UPDATE of a link locked by `lock_link_status`; returns when the
-    link retries by itself. Keeps the model's error_since rule (the listener does not see Core
-    statements): set when the link enters an error or changes error, kept while the same error
-    holds, cleared with it."""
+    link retries by itself. The model's listener does not see Core statements: error_since is
+    set here by the same rule (models.error_since_after)."""
     values, retry = _status_after_run(
         link.id, link.sync_failures, result, code, retry_at, now, interval_seconds
     )
-    if code is None:
-        values["error_since"] = None
-    elif code != link.error_code or link.error_since is None:
-        values["error_since"] = now
+    values["error_since"] = error_since_after(code, link.error_code, link.error_since, now)
     links = _LINKS.c
     session.connection().execute(update(_LINKS).where(links.id == link.id).values(values))
     return retry
