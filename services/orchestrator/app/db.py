@@ -353,7 +353,7 @@ def autocommit_connection(factory: Callable[[], Session] | None = None) -> Itera
 @contextmanager
 def autocommit_session(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
     """A session whose every statement commits by itself: no BEGIN and no COMMIT round trip.
-    For a statement that must be durable alone (the sync's claim, a lease renewal) and for
+    For a statement that must be durable alone (the sync's claim) and for
     reads that need no snapshot of their own; never for writes that belong together."""
     session = (factory or get_sessionmaker())()
     try:
