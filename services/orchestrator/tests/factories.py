@@ -1,4 +1,5 @@
-"""Small factories for tests: runners, PKCE pairs, and the link dance against the emulator."""
+"""Small factories for tests: runners, PKCE pairs, the link dance against the emulator, stored
+workouts and inbox events."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
+from app.clock import utcnow
 from app.db import session_scope
+from app.inbox import service as inbox
+from app.inbox.models import InboxEvent
 from app.strava.client import StravaClient
 from app.strava.payloads import TokenResponse
 from app.strava.runtime import StravaRuntime
 from app.workouts.models import Workout
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -158,3 +163,34 @@ def add_workout(runner_id: uuid.UUID | str, day: date, **fields: Any) -> uuid.UU
         session.add(Workout(**values))
     workout_id: uuid.UUID = values["id"]
     return workout_id
+
+
+def stored_event(
+    runner_id: uuid.UUID,
+    object_id: int,
+    *,
+    object_type: str = "activity",
+    aspect: str = "create",
+    updates: dict[str, str] | None = None,
+    event_time: datetime | None = None,
+) -> uuid.UUID:
+    """A webhook event of the runner's, stored in the inbox (pending) as the intake stores one;
+    its id."""
+    now = utcnow()
+    event = inbox.NewEvent(
+        source="strava",
+        dedupe_key=uuid.uuid4().hex,
+        runner_id=runner_id,
+        object_type=object_type,
+        object_id=object_id,
+        aspect_type=aspect,
+        updates=updates or {},
+        event_time=event_time or now,
+    )
+    with session_scope() as session:
+        assert inbox.store(session, event, now)
+        event_id = session.scalar(
+            select(InboxEvent.id).where(InboxEvent.dedupe_key == event.dedupe_key)
+        )
+    assert event_id is not None
+    return event_id

@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from app.clock import utcnow
 from app.db import session_scope
-from app.inbox import service as inbox
 from app.inbox.models import EventState, InboxEvent
 from app.strava.models import SyncRun
-from factories import linked_runner
+from factories import linked_runner, stored_event
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from strava_emulator.testing import EmulatorHandle
@@ -126,23 +125,7 @@ def test_soft_time_limit_fails_a_slow_sync(
 def _stored_event(runner_id: uuid.UUID, activity_id: int) -> uuid.UUID:
     from app.strava import tasks
 
-    now = utcnow()
-    event = inbox.NewEvent(
-        source="strava",
-        dedupe_key=f"time-limit-{uuid.uuid4()}",
-        runner_id=runner_id,
-        object_type="activity",
-        object_id=activity_id,
-        aspect_type="create",
-        updates={},
-        event_time=now,
-    )
-    with session_scope() as session:
-        assert inbox.store(session, event, now)
-        event_id = session.scalar(
-            select(InboxEvent.id).where(InboxEvent.dedupe_key == event.dedupe_key)
-        )
-    assert event_id is not None
+    event_id = stored_event(runner_id, activity_id)
     tasks.enqueue_webhook_processing(runner_id)
     return event_id
 

@@ -10,33 +10,14 @@ from typing import Any
 
 from app.clock import utcnow
 from app.db import session_scope
-from app.inbox import service as inbox
 from app.inbox.models import EventState, InboxEvent
 from app.strava.runtime import StravaRuntime
 from app.strava.webhook_processing import drain_runner_events
 from app.workouts.models import Workout
-from factories import synced_runner
+from factories import stored_event, synced_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from strava_emulator.testing import EmulatorHandle
-
-
-def _store_delete(runner_id: uuid.UUID, activity_id: int, minute: int) -> None:
-    with session_scope() as session:
-        inbox.store(
-            session,
-            inbox.NewEvent(
-                source="strava",
-                dedupe_key=uuid.uuid4().hex,
-                runner_id=runner_id,
-                object_type="activity",
-                object_id=activity_id,
-                aspect_type="delete",
-                updates={},
-                event_time=utcnow() - timedelta(minutes=60 - minute),
-            ),
-            utcnow(),
-        )
 
 
 def _states(runner_id: uuid.UUID) -> dict[str, int]:
@@ -66,7 +47,12 @@ def test_a_task_drains_in_bounded_passes_and_asks_again_for_what_is_left(
     stored = sorted(_workouts(runner_id))
     assert len(stored) >= 5
     for minute, activity_id in enumerate(stored[:5]):
-        _store_delete(runner_id, activity_id, minute)
+        stored_event(
+            runner_id,
+            activity_id,
+            aspect="delete",
+            event_time=utcnow() - timedelta(minutes=60 - minute),
+        )
     emulator.admin.clear_requests()
     asked: list[uuid.UUID] = []
 

@@ -10,47 +10,14 @@ from typing import Any
 import time_machine
 from app.clock import as_utc, utcnow
 from app.db import session_scope
-from app.inbox import service as inbox
 from app.inbox.models import EventState, InboxEvent
 from app.strava.runtime import StravaRuntime
 from app.strava.webhook_processing import MAX_ATTEMPTS, process_runner_events
 from app.workouts.models import Workout
-from factories import synced_runner
+from factories import stored_event, synced_runner
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from strava_emulator.testing import EmulatorHandle
-
-
-def _store(
-    runner_id: uuid.UUID,
-    activity_id: int,
-    *,
-    object_type: str = "activity",
-    aspect: str = "create",
-    updates: dict[str, str] | None = None,
-) -> uuid.UUID:
-    with session_scope() as session:
-        inbox.store(
-            session,
-            inbox.NewEvent(
-                source="strava",
-                dedupe_key=uuid.uuid4().hex,
-                runner_id=runner_id,
-                object_type=object_type,
-                object_id=activity_id,
-                aspect_type=aspect,
-                updates=updates or {},
-                event_time=utcnow(),
-            ),
-            utcnow(),
-        )
-        event_id = session.scalar(
-            select(InboxEvent.id).where(
-                InboxEvent.runner_id == runner_id, InboxEvent.object_id == activity_id
-            )
-        )
-    assert event_id is not None
-    return event_id
 
 
 def _event(event_id: uuid.UUID) -> InboxEvent:
@@ -77,7 +44,7 @@ def test_strava_down_defers_the_event_and_a_later_pass_lands_it(
     runner = synced_runner(api, athlete, enqueued, strava_runtime)
     runner_id = uuid.UUID(runner.runner_id)
     activity_id = _new_activity(emulator, athlete)
-    event_id = _store(runner_id, activity_id)
+    event_id = stored_event(runner_id, activity_id)
     emulator.admin.add_fault("/api/v3/activities/*", count=10, status=503)
 
     report = process_runner_events(strava_runtime, runner_id, enqueue_sync=enqueued.append)
@@ -105,7 +72,7 @@ def test_an_event_that_never_settles_is_given_up_visibly(
 ) -> None:
     runner = synced_runner(api, athlete, enqueued, strava_runtime)
     runner_id = uuid.UUID(runner.runner_id)
-    event_id = _store(runner_id, _new_activity(emulator, athlete))
+    event_id = stored_event(runner_id, _new_activity(emulator, athlete))
     with session_scope() as session:  # as after MAX_ATTEMPTS claims whose workers all died
         session.execute(
             update(InboxEvent).where(InboxEvent.id == event_id).values(attempts=MAX_ATTEMPTS)
@@ -129,7 +96,7 @@ def test_a_deauthorization_waits_for_a_spent_budget_and_deletes_nothing_meanwhil
 ) -> None:
     runner = synced_runner(api, athlete, enqueued, strava_runtime)
     runner_id = uuid.UUID(runner.runner_id)
-    event_id = _store(
+    event_id = stored_event(
         runner_id,
         int(athlete["id"]),
         object_type="athlete",
@@ -159,7 +126,7 @@ def test_the_beat_tick_resends_a_runner_whose_pending_event_lost_its_task(
 
     runner = synced_runner(api, athlete, enqueued, strava_runtime)
     runner_id = uuid.UUID(runner.runner_id)
-    _store(runner_id, _new_activity(emulator, athlete))  # stored; its task never arrived
+    stored_event(runner_id, _new_activity(emulator, athlete))  # stored; its task never arrived
     resent: list[uuid.UUID] = []
 
     def tick() -> scheduling.TickReport:

@@ -15,15 +15,14 @@ import pytest
 import time_machine
 from app.clock import utcnow
 from app.config import Settings
-from app.db import get_sessionmaker, session_scope
-from app.inbox import service as inbox
+from app.db import get_sessionmaker
 from app.strava.retention import RetentionPolicy, apply_retention
 from app.strava.runtime import StravaRuntime
 from app.strava.sync import run_sync
 from app.strava.webhook_processing import process_runner_events
 from app.training import service as training
 from app.training.model import training_load_model
-from factories import Runner, add_workout, linked_runner, new_runner
+from factories import Runner, add_workout, linked_runner, new_runner, stored_event
 from fastapi.testclient import TestClient
 from strava_emulator.testing import EmulatorHandle
 
@@ -125,21 +124,7 @@ def test_a_sync_a_webhook_an_unlink_and_an_erasure_are_never_stale(
     activity = emulator.admin.create_activity(
         athlete["id"], sport_type="Run", start_date=utcnow() - timedelta(hours=2)
     )
-    with session_scope() as session:
-        inbox.store(
-            session,
-            inbox.NewEvent(
-                source="strava",
-                dedupe_key=uuid.uuid4().hex,
-                runner_id=runner_id,
-                object_type="activity",
-                object_id=int(activity["id"]),
-                aspect_type="create",
-                updates={},
-                event_time=utcnow(),
-            ),
-            utcnow(),
-        )
+    stored_event(runner_id, int(activity["id"]))
     report = process_runner_events(strava_runtime, runner_id, enqueue_sync=enqueued.append)
     assert report.outcomes == {"upserted": 1}
     pushed = summary_load(runner)
